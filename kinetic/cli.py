@@ -1,0 +1,80 @@
+"""Command line: ``kinetic info | table | geometry ...`` (also ``python -m kinetic``).
+
+Arguments the subcommand does not know are PETSc options (``-ksp_type gmres -log_view``) and go
+to ``petsc4py.init`` — only in commands that use PETSc. User errors (``KineticError``) print one
+line on stderr and exit with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kinetic.errors import KineticError
+
+
+def _init_petsc(petsc_args: list[str]):
+    import mpi4py.MPI  # noqa: F401  (mpi4py first)
+    import petsc4py
+
+    petsc4py.init([sys.argv[0]] + petsc_args)
+    from petsc4py import PETSc
+
+    return PETSc
+
+
+def cmd_info(args, petsc_args) -> int:
+    PETSc = _init_petsc(petsc_args)
+    from kinetic.toolchain import describe
+
+    rows = describe()
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        PETSc.Sys.Print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_table(args, petsc_args) -> int:
+    from kinetic.table import run_table
+
+    run_table(args.run, out=args.out, command=" ".join(["kinetic"] + sys.argv[1:]))
+    return 0
+
+
+def cmd_geometry(args, petsc_args) -> int:
+    from kinetic.table import run_geometry
+
+    run_geometry(args.run, out=args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kinetic",
+        description="Semiclassical Boltzmann transport with phase-space quantum geometry.",
+        epilog="Unrecognised -options are passed to PETSc (e.g. -ksp_monitor -log_view).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("info", help="versions, PETSc/MPI configuration, ranks, BLAS threads")
+    p.set_defaults(func=cmd_info)
+    p = sub.add_parser("table", help="homogeneous response table (CSV) from a run file")
+    p.add_argument("run", help="run file (TOML)")
+    p.add_argument("--out", help="output CSV (default: <run name>.csv next to the run file)")
+    p.set_defaults(func=cmd_table)
+    p = sub.add_parser("geometry", help="band geometry fields on the k-mesh (.npz)")
+    p.add_argument("run", help="run file (TOML)")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.set_defaults(func=cmd_geometry)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and not rest[0].startswith("-"):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        return args.func(args, rest)
+    except KineticError as exc:
+        print(f"kinetic: error: {exc}", file=sys.stderr)
+        return exc.exit_code

@@ -1,0 +1,27 @@
+"""Test configuration: PETSc never sees pytest's argv.
+
+MPI tests are marked ``@pytest.mark.mpi(min_size=2)`` (pytest-mpi) and run by
+``mpirun -n 2 scripts/rank0.sh python -m pytest --with-mpi -m mpi`` (rank 1 reports to
+.mpi-rank1.log); the serial run deselects them.
+"""
+import sys
+
+try:  # mpi4py first (it loads the MPI library), then PETSc with an empty argv
+    import mpi4py.MPI  # noqa: F401
+    import petsc4py
+
+    petsc4py.init([sys.argv[0]])
+    HAVE_PETSC = True
+except ImportError:  # the pure-numpy layers are testable without PETSc
+    HAVE_PETSC = False
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    if HAVE_PETSC:
+        return
+    skip = pytest.mark.skip(reason="petsc4py not installed (run `make setup`)")
+    for item in items:
+        if "petsc" in item.fixturenames:
+            item.add_marker(skip)
