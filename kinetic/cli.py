@@ -47,6 +47,15 @@ def cmd_geometry(args, petsc_args) -> int:
     return 0
 
 
+def cmd_plot(args, petsc_args) -> int:
+    from kinetic.plot import plot_table
+
+    out = plot_table(args.table, args.quantity, args.component, vs=args.vs, out=args.out,
+                     fmt=args.format)
+    print(f"kinetic: wrote {out}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kinetic",
@@ -64,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run file (TOML)")
     p.add_argument("--out", required=True, help="output .npz")
     p.set_defaults(func=cmd_geometry)
+    p = sub.add_parser("plot", help="plot one quantity of a table (PNG/PDF/SVG)")
+    p.add_argument("table", help="a CSV table written by `kinetic table`")
+    p.add_argument("--quantity", required=True, help="e.g. ahc, drude, density")
+    p.add_argument("--component", default="", help="e.g. xy (empty for scalars)")
+    p.add_argument("--vs", default="mu", choices=["mu", "T", "tau"], help="x axis")
+    p.add_argument("--out", help="output file (default: next to the table)")
+    p.add_argument("--format", default="png", help="png | pdf | svg")
+    p.set_defaults(func=cmd_plot)
     return parser
 
 

@@ -1,0 +1,154 @@
+"""The distributed 2-D phase-space mesh: a PETSc DMDA of cells on axes (q1, q2), dof = bands.
+
+Phase spaces handled here are two-dimensional, so the flow is incompressible with a stream
+function (physics.md §3.2, §5.5):
+
+====== =========== =========== ==============================================
+layout  q1          q2          notes
+====== =========== =========== ==============================================
+1x1k    x (Å)       k (1/Å)     textures, potentials, E_x; q1 may be 1 cell
+0x2k    k_x (1/Å)   k_y (1/Å)   homogeneous 2D bands in E and B_z
+====== =========== =========== ==============================================
+
+Cells are (i, j) with centres q1 = lo1 + (i + ½) h1, q2 = lo2 + (j + ½) h2 and corners at
+half-integer indices. The DMDA is split along q1 only (rank r owns cells i ∈ [s1, e1) for all
+j), so every rank holds whole k-columns of its x-range and x-moments need no communication;
+the companion 1-D DMDA ``xda`` has the same ownership. Natural ordering of a gathered field:
+index = band + nb (i + N1 j), i.e. arrays of shape (N2, N1, nb) in C order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kinetic.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str  # "x", "k", "kx", "ky"
+    n: int  # cells
+    lo: float
+    hi: float
+    periodic: bool
+
+    @property
+    def h(self) -> float:
+        return (self.hi - self.lo) / self.n
+
+    def centres(self, start: int, stop: int) -> np.ndarray:
+        return self.lo + (np.arange(start, stop) + 0.5) * self.h
+
+    def corners(self, start: int, stop: int) -> np.ndarray:
+        """Corners start−½ .. stop−½ (stop − start + 1 values), unwrapped."""
+        return self.lo + np.arange(start, stop + 1) * self.h
+
+
+class PhaseMesh:
+    """DMDA over (q1, q2) cells with ``nb`` dof; collective over ``comm``."""
+
+    def __init__(self, layout: str, axes: tuple[Axis, Axis], nb: int, comm=None, stencil=1):
+        from petsc4py import PETSc
+
+        self.PETSc = PETSc
+        self.layout, self.axes, self.nb = layout, axes, nb
+        comm = comm or PETSc.COMM_WORLD
+        size = comm.getSize()
+        a1, a2 = axes
+        if a1.n < size:
+            raise ConfigError(f"mesh: {a1.name} has {a1.n} cells but the run uses {size} ranks; "
+                              f"the mesh is split along {a1.name}, so give at least {size} cells "
+                              "or run on fewer ranks")
+        if min(a1.n, a2.n) < 1 or a2.n < 2 * stencil:
+            raise ConfigError(f"mesh: {a2.name} needs at least {2 * stencil} cells")
+        bt = PETSc.DM.BoundaryType
+        self.da = PETSc.DMDA().create(
+            [a1.n, a2.n], dof=nb, stencil_width=stencil if a1.n >= size * stencil else 0,
+            boundary_type=[bt.PERIODIC if a.periodic else bt.GHOSTED for a in axes],
+            proc_sizes=[size, 1], stencil_type=PETSc.DMDA.StencilType.STAR, comm=comm)
+        self.da.setUp()
+        (self.s1, self.e1), (self.s2, self.e2) = self.da.getRanges()
+        self.comm = comm
+        lx = self.da.getOwnershipRanges()[0]
+        self.xda = PETSc.DMDA().create([a1.n], dof=1, stencil_width=0, ownership_ranges=[lx],
+                                       comm=comm)
+        self.xda.setUp()
+        self.ao = self.da.getAO()
+
+    # ------------------------------------------------------------------ local geometry
+    @property
+    def local_shape(self) -> tuple[int, int]:
+        """(n1_local, n2) owned cells."""
+        return self.e1 - self.s1, self.e2 - self.s2
+
+    def cell_centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """Owned cell centres as (n2, n1_local) arrays (q1, q2)."""
+        a1, a2 = self.axes
+        q1 = a1.centres(self.s1, self.e1)
+        q2 = a2.centres(self.s2, self.e2)
+        Q2, Q1 = np.meshgrid(q2, q1, indexing="ij")
+        return Q1, Q2
+
+    def corner_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """Corners around the owned cells as (n2+1, n1_local+1) arrays (unwrapped coords)."""
+        a1, a2 = self.axes
+        q1 = a1.corners(self.s1, self.e1)
+        q2 = a2.corners(self.s2, self.e2)
+        Q2, Q1 = np.meshgrid(q2, q1, indexing="ij")
+        return Q1, Q2
+
+    @property
+    def cell_area(self) -> float:
+        return self.axes[0].h * self.axes[1].h
+
+    def natural_index(self, i, j, band) -> np.ndarray:
+        """Natural (application) index of cell (i, j), band; i, j wrapped if periodic."""
+        n1, n2 = self.axes[0].n, self.axes[1].n
+        return band + self.nb * (np.mod(i, n1) + n1 * np.mod(j, n2))
+
+    def petsc_index(self, natural: np.ndarray) -> np.ndarray:
+        from petsc4py import PETSc
+
+        idx = np.ascontiguousarray(natural, dtype=PETSc.IntType).ravel()
+        return np.asarray(self.ao.app2petsc(idx), dtype=PETSc.IntType).reshape(np.shape(natural))
+
+    # ------------------------------------------------------------------ vectors and fields
+    def create_vec(self):
+        return self.da.createGlobalVec()
+
+    def local_view(self, vec) -> np.ndarray:
+        """Owned part of a global vector as a read-only (n2, n1_local, nb) array."""
+        n1, n2 = self.local_shape
+        return vec.getArray(readonly=True).reshape(n2, n1, self.nb)
+
+    def set_local(self, vec, values: np.ndarray) -> None:
+        vec.getArray()[:] = np.broadcast_to(values, (self.local_shape[1], self.local_shape[0],
+                                                     self.nb)).ravel()
+
+    def gather(self, vec) -> np.ndarray | None:
+        """The whole field as (N2, N1, nb) on rank 0 (None elsewhere), natural ordering."""
+        from petsc4py import PETSc
+
+        nat = self.da.createNaturalVec()
+        self.da.globalToNatural(vec, nat)
+        scatter, out = PETSc.Scatter.toZero(nat)
+        scatter.scatter(nat, out, addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+        result = None
+        if self.comm.getRank() == 0:
+            result = out.getArray().copy().reshape(self.axes[1].n, self.axes[0].n, self.nb)
+        for obj in (nat, scatter, out):
+            obj.destroy()
+        return result
+
+    def gather_x(self, values: np.ndarray) -> np.ndarray | None:
+        """Owned x-moments (n1_local, ...) -> full (N1, ...) on rank 0."""
+        parts = self.comm.tompi4py().gather(np.asarray(values), root=0)
+        return np.concatenate(parts, axis=0) if parts is not None else None
+
+    def allsum(self, value):
+        return self.comm.tompi4py().allreduce(value)
+
+    def destroy(self):
+        for obj in (self.da, self.xda):
+            obj.destroy()

@@ -1,0 +1,199 @@
+"""Figures from response tables: one quantity/component against μ, T or τ.
+
+``series`` gives the arrays that are drawn (tests compare them with the table); ``plot_table``
+draws them. 2D sheet conductivities (unit S) are shown in e²/h, the rest in SI with a power of
+ten moved into the label."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import constants as C
+
+from kinetic.errors import ConfigError
+from kinetic.table import HEADER, _atomic_write
+
+E2_H = C.e**2 / C.h  # S, 3.874045865e-5
+VARS = {"mu": ("mu_eV", "μ", "eV"), "T": ("T_K", "T", "K"), "tau": ("tau_fs", "τ", "fs")}
+SYMBOL = {"density": "n", "drude": "σ", "ahc": "σ", "bcd": "D", "orbital_magnetization": "M"}
+SUPER, MINUS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"), str.maketrans("-", "−")
+MAX_LINES = 8  # more curves than this: evenly spaced values are shown (noted in the legend)
+
+
+@dataclass(frozen=True)
+class Line:
+    """One curve: ``x`` (N,) in the x-axis unit; ``y``, ``err`` (N,) in the y-axis unit."""
+    label: str
+    x: np.ndarray
+    y: np.ndarray
+    err: np.ndarray
+
+
+@dataclass(frozen=True)
+class Series:
+    """What ``plot_table`` draws; plotted y = table value (SI) / ``scale``."""
+    x_label: str
+    y_label: str
+    title: str
+    legend_title: str
+    scale: float
+    lines: list
+
+
+def read_table(path) -> tuple[dict, list[dict]]:
+    """(metadata {key: text} from the ``#`` lines, rows with numbers parsed) of a table CSV."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"table {str(path)!r}: cannot read ({exc.strerror})") from None
+    meta = dict(ln[1:].strip().partition(": ")[::2] for ln in lines if ln.startswith("#"))
+    reader = csv.DictReader(ln for ln in lines if ln.strip() and not ln.startswith("#"))
+    if reader.fieldnames != HEADER:
+        raise ConfigError(f"table {str(path)!r}: header {reader.fieldnames} is not the kinetic "
+                          f"table header {','.join(HEADER)}")
+    rows = []
+    for n, r in enumerate(reader, 1):
+        try:
+            rows.append({**r, **{k: float(r[k]) for k in ("mu_eV", "T_K", "tau_fs", "value", "error")}})
+        except (TypeError, ValueError):
+            raise ConfigError(f"table {str(path)!r}: data row {n} is not numeric: {r}") from None
+    return meta, rows
+
+
+def _title(meta: dict) -> str:
+    model = meta.get("model", "")
+    m = re.match(r"catalogue:(\S+) params=(.*)$", model)
+    if m:
+        params = {k: f"{v:g}".translate(MINUS) if isinstance(v, (int, float)) else v
+                  for k, v in json.loads(m.group(2)).items()}
+        model = f"{m.group(1)}: " + ", ".join(f"{k} = {v}" for k, v in params.items())
+    elif model.startswith("wannier90:"):
+        model = "Wannier90: " + ", ".join(Path(p).name for p in model[10:].split(" ")[0].split(","))
+    return "\n".join(textwrap.wrap(model, 70))
+
+
+def series(table, quantity: str, component: str | None, vs: str = "mu") -> Series:
+    """The curves of ``quantity``/``component`` against ``vs``, one per value of the others.
+
+    Parameters
+    ----------
+    table : path of a CSV written by ``kinetic table``
+    quantity, component : names as in the table (``component`` "" or None for scalars)
+    vs : "mu" (μ in eV), "T" (K) or "tau" (τ in fs)
+
+    A variable with one value, or on which the data do not depend (τ for the AHC), is named in
+    the legend title instead of multiplying the curves.
+    """
+    meta, all_rows = read_table(table)
+    component = component or ""
+    if vs not in VARS:
+        raise ConfigError(f"vs = {vs!r}: allowed values are {', '.join(VARS)}")
+    comps = {q: dict.fromkeys(r["component"] for r in all_rows if r["quantity"] == q)
+             for q in dict.fromkeys(r["quantity"] for r in all_rows)}
+    if quantity not in comps:
+        have = "; ".join(f"{q} [{', '.join(c or '(none)' for c in cs)}]" for q, cs in sorted(comps.items()))
+        raise ConfigError(f"quantity = {quantity!r} is not in table {str(table)!r}; it "
+                          f"contains: {have}")
+    if component not in comps[quantity]:
+        raise ConfigError(f"component = {component!r} of {quantity!r} is not in table "
+                          f"{str(table)!r}; available: {', '.join(map(repr, comps[quantity]))}")
+    rows = [r for r in all_rows if r["quantity"] == quantity and r["component"] == component]
+    others, notes, indep = [], [], []
+    for v, (col, sym, vunit) in VARS.items():
+        if v == vs:
+            continue
+        values, seen = sorted({r[col] for r in rows}), {}
+        keep = [VARS[w][0] for w in VARS if w != v]
+        if len(values) == 1:
+            notes.append(f"{sym} = {values[0]:g} {vunit}".translate(MINUS))
+        elif all(seen.setdefault(tuple(r[c] for c in keep), r["value"]) == r["value"] for r in rows):
+            rows = [r for r in rows if r[col] == values[0]]
+            indep.append(sym)
+        else:
+            others.append((v, values))
+    notes += [f"independent of {' and '.join(indep)}"] if indep else []
+    while math.prod(len(vals) for _, vals in others) > MAX_LINES:  # thin the longest variable
+        i = max(range(len(others)), key=lambda j: len(others[j][1]))
+        (v, vals), rest = others[i], math.prod(len(w) for _, w in others) // len(others[i][1])
+        m = max(1, min(MAX_LINES // rest, len(vals) - 1))  # evenly spaced, distinct
+        others[i] = (v, [vals[j] for j in np.linspace(0, len(vals) - 1, m).round().astype(int)])
+        rows = [r for r in rows if r[VARS[v][0]] in others[i][1]]
+        notes.append(f"{len(others[i][1])} of {len(vals)} {VARS[v][1]} values shown")
+    unit, scale = rows[0]["unit"], 1.0
+    dim = re.match(r"\d+", meta.get("dimension", ""))
+    if unit == "S" and (dim is None or dim.group() == "2"):
+        unit, scale = "e²/h", E2_H
+    else:
+        peak = max(abs(r["value"]) for r in rows)
+        p = 3 * math.floor(math.log10(peak) / 3) if peak > 0 else 0
+        unit = re.sub(r"\^(-?\d+)", lambda m: m.group(1).translate(SUPER), unit.replace("*", "·"))
+        scale, unit = 10.0**p, (f"10{str(p).translate(SUPER)} " if p else "") + unit
+    groups = {}
+    for r in rows:
+        groups.setdefault(tuple(r[VARS[v][0]] for v, _ in others), []).append(r)
+    lines = []
+    for key, rs in sorted(groups.items()):
+        rs.sort(key=lambda r: r[VARS[vs][0]])
+        label = ", ".join(f"{VARS[v][1]} = {k:g} {VARS[v][2]}" for (v, _), k in zip(others, key))
+        y = np.array([[r["value"], r["error"]] for r in rs]) / scale  # (N, 2)
+        lines.append(Line(label.translate(MINUS) or ", ".join(notes) or quantity,
+                          np.array([r[VARS[vs][0]] for r in rs]), y[:, 0], y[:, 1]))
+    ylabel = (f"{quantity}:  {SYMBOL.get(quantity, 'χ')}"
+              + (f"$_{{{component}}}$" if component else "") + f"  ({unit})")
+    return Series(f"{VARS[vs][1]} ({VARS[vs][2]})", ylabel, _title(meta),
+                  ", ".join(notes) if others else "", scale, lines)
+
+
+def plot_table(table_path, quantity: str, component: str | None, vs: str = "mu", out=None,
+               fmt: str = "png") -> Path:
+    """Plot ``quantity``/``component`` of a response table against ``vs``; return the file.
+
+    Parameters
+    ----------
+    table_path : CSV written by ``kinetic table``
+    quantity, component : e.g. "ahc", "xy" ("" or None for scalars such as density)
+    vs : "mu", "T" or "tau" (x axis μ in eV, T in K, τ in fs)
+    out : output file; default ``<table stem>_<quantity>_<component>_vs_<vs>.<fmt>`` next to
+        the table. A suffix of ``out`` sets the format.
+    fmt : "png", "pdf", "svg", ... (any format matplotlib writes)
+
+    The ``error`` column is drawn as error bars (≤ 20 points) or a shaded band. Rendered in
+    memory by a pyplot-free ``Figure`` (Agg; no window, no global backend change) and renamed
+    into place, so a failure leaves no partial file.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ConfigError("plotting needs matplotlib; install the plot extra: "
+                          "pip install 'kinetic[plot]'") from None
+    table_path = Path(table_path)
+    s = series(table_path, quantity, component, vs)
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    formats = fig.canvas.get_supported_filetypes()
+    fmt = (Path(out).suffix[1:].lower() or fmt) if out is not None else fmt
+    if fmt not in formats:
+        raise ConfigError(f"fmt = {fmt!r}: allowed formats are {', '.join(sorted(formats))}")
+    name = "_".join(p for p in (table_path.stem, quantity, component, "vs", vs) if p)
+    out = Path(out) if out is not None else table_path.with_name(f"{name}.{fmt}")
+    ax = fig.add_subplot()
+    for ln in s.lines:
+        if len(ln.x) <= 20:
+            ax.errorbar(ln.x, ln.y, yerr=ln.err, marker="o", ms=4, capsize=3, label=ln.label)
+        else:
+            (h,) = ax.plot(ln.x, ln.y, label=ln.label)
+            ax.fill_between(ln.x, ln.y - ln.err, ln.y + ln.err, color=h.get_color(), alpha=0.25, lw=0)
+    ax.axhline(0.0, color="0.6", lw=0.6, zorder=0)
+    ax.set(xlabel=s.x_label, ylabel=s.y_label)
+    ax.set_title(s.title, fontsize="medium")
+    ax.legend(title=s.legend_title or None, fontsize="small", title_fontsize="small")
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=150)
+    _atomic_write(out, buf.getvalue())
+    return out

@@ -1,0 +1,157 @@
+"""A kinetic problem on a 2-D phase space: mesh + semiclassical fields + transport operator.
+
+Builds, for the owned block of a ``PhaseMesh``, the corrected energy ε̃ at cell corners and
+centres, the phase-space density D at centres, the local equilibrium f_loc, and the
+``StreamOperator``. Internal units (eV, Å, ħ = e = k_B = 1; electron charge −e).
+
+Layouts (see ``kinetic.mesh``): ``1x1k`` takes a ``PhaseSpaceModel`` with dim_x = dim = 1
+(textures, potentials); ``0x1k`` and ``0x2k`` take a homogeneous ``Model`` of dimension 1 or 2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kinetic.errors import ConfigError
+from kinetic.geometry import band_geometry
+from kinetic.mesh import Axis, PhaseMesh
+from kinetic.operator import StreamOperator, fermi
+from kinetic.semiclassics import (DEFAULT_TERMS, check_terms, corrected_energy, curvature_blocks,
+                                  phase_space_density)
+
+TWO_PI = 2 * np.pi
+
+
+@dataclass
+class Physics:
+    """Physical parameters in internal units."""
+
+    mu: float  # eV
+    kT: float  # eV
+    tau: float  # ħ/eV
+    E: tuple = (0.0,)  # uniform transport field, V/Å, one component per k-dimension
+    B: float = 0.0  # out-of-plane field (0x2k), ħ/(eÅ²)
+    terms: frozenset = field(default_factory=lambda: frozenset(DEFAULT_TERMS))
+    bands: tuple | None = None  # band indices (default all)
+    boundary: str = "periodic"  # x boundary: periodic | wall | reservoir
+    mu_left: float | None = None
+    mu_right: float | None = None
+    well_balanced: bool = True
+
+
+class Problem:
+    """Mesh, fields and operator for one layout; collective over ``comm``."""
+
+    def __init__(self, layout: str, model, n, physics: Physics, *, x_range=None, k_range=None,
+                 comm=None):
+        self.layout, self.model, self.phys = layout, model, physics
+        physics.terms = check_terms(physics.terms)
+        nb_model = model.nb
+        self.bands = tuple(range(nb_model)) if physics.bands is None else tuple(physics.bands)
+        for b in self.bands:
+            if not 0 <= b < nb_model:
+                raise ConfigError(f"physics.bands: band {b} does not exist; the model has "
+                                  f"bands 0..{nb_model - 1}")
+        self.mesh = PhaseMesh(layout, self._axes(layout, model, n, x_range, k_range),
+                              len(self.bands), comm=comm)
+        self._evaluate_fields()
+        self.op = StreamOperator(self.mesh, self.eps_corner, self.eps_cell, self.D, self.c,
+                                 self.psi_E, boundary=physics.boundary)
+
+    # ------------------------------------------------------------------ set-up
+    def _axes(self, layout, model, n, x_range, k_range):
+        def k_axis(name, i):
+            rec = getattr(model, "model", model).reciprocal
+            if k_range is not None:
+                lo, hi = k_range[i]
+            elif rec is not None:
+                if not np.allclose(rec, np.diag(np.diag(rec))):
+                    raise ConfigError("mesh: the phase-space solver needs an orthogonal lattice "
+                                      "(reciprocal vectors along the axes); this model's are "
+                                      f"{np.round(rec, 6).tolist()}")
+                g = rec[i, i]
+                lo, hi = -g / 2, g / 2
+            else:
+                raise ConfigError("mesh.kmax: a continuum model needs a k-range")
+            return Axis(name, int(n[i if layout != "1x1k" else 1]), lo, hi, True)
+
+        if layout == "1x1k":
+            if x_range is None:
+                raise ConfigError("mesh.x: a 1x1k run needs x = {n = ..., length = ...}")
+            per = self.phys.boundary == "periodic"
+            if self.phys.boundary not in ("periodic", "wall", "reservoir"):
+                raise ConfigError(f"mesh.x.boundary = {self.phys.boundary!r}: allowed periodic, "
+                                  "wall, reservoir")
+            return (Axis("x", int(n[0]), x_range[0], x_range[1], per), k_axis("k", 0))
+        if layout == "0x1k":
+            return (k_axis("k", 0), Axis("x", 2, 0.0, 2.0, True))
+        if layout == "0x2k":
+            return (k_axis("kx", 0), k_axis("ky", 1))
+        raise ConfigError(f"layout {layout!r}: allowed 1x1k, 0x1k, 0x2k")
+
+    @property
+    def c(self) -> float:
+        return {"1x1k": 1.0, "0x1k": -1.0, "0x2k": -self.phys.B}[self.layout]
+
+    def psi_E(self, Q1, Q2, E):
+        """Field part of the stream function at coordinates (Q1, Q2)."""
+        E = np.atleast_1d(np.asarray(E, float))
+        if self.layout == "1x1k":
+            return E[0] * Q1
+        if self.layout == "0x1k":
+            return -E[0] * Q2
+        return -E[0] * Q2 + E[1] * Q1
+
+    def _band_fields(self, q1, q2):
+        """(ε̃, ε, D, geometry) per selected band at points of shape q1.shape."""
+        ph = self.phys
+        if self.layout == "1x1k":
+            H, dH = self.model.evaluate(q1[..., None], q2[..., None])
+            g = band_geometry(H, dH, n_x=1)
+        else:
+            k = q1[..., None] if self.layout == "0x1k" else np.stack([q1, q2], axis=-1)
+            g = band_geometry(self.model.hamiltonian(k), self.model.dh_dk(k), n_x=0)
+        eps_t, eps, D = [], [], []
+        for b in self.bands:
+            eps_t.append(corrected_energy(g, b, ph.terms, B=ph.B if self.layout == "0x2k" else 0.0))
+            eps.append(g.energy[..., b])
+            kk, kx, xx = curvature_blocks(g, b, ph.terms)
+            D.append(phase_space_density(kk, kx, xx, B=ph.B if self.layout == "0x2k" else 0.0))
+        return np.stack(eps_t, -1), np.stack(eps, -1), np.stack(D, -1), g
+
+    def _evaluate_fields(self):
+        m, ph = self.mesh, self.phys
+        Q1, Q2 = m.cell_centres()
+        self.eps_cell, self.eps_bare, self.D, g = self._band_fields(Q1, Q2)
+        if self.layout == "0x2k":
+            self.curv_z = np.stack([g.curvature[..., b, 0, 1] for b in self.bands], -1)
+        C1, C2 = m.corner_points()
+        a1 = m.axes[0]
+        if not a1.periodic:  # corners outside [lo, hi] do not occur; clip for safety
+            C1 = np.clip(C1, a1.lo, a1.hi)
+        self.eps_corner = self._band_fields(C1, C2)[0]
+        if np.any(self.D <= 0):
+            raise ConfigError("phase-space density D ≤ 0 somewhere: the fields or textures are too "
+                              "strong for semiclassics (D = 1 + Ω_kx + ... must stay positive)")
+        relax = self.eps_cell if "relax_to_corrected_energy" in ph.terms else self.eps_bare
+        self.f_loc = fermi((relax - ph.mu) / ph.kT)
+
+    # ------------------------------------------------------------------ helpers
+    def field(self, values) -> "object":
+        """A global Vec holding a cell field (n2, n1l, nb)."""
+        v = self.mesh.create_vec()
+        self.mesh.set_local(v, values)
+        return v
+
+    def f_boundary(self, mu):
+        return fermi((self.eps_cell - mu) / self.phys.kT)
+
+    def measure(self) -> float:
+        """Phase-space cell volume / (2π)^d_k (per unit length in x for 1x1k)."""
+        a1, a2 = self.mesh.axes
+        if self.layout == "1x1k":
+            return a2.h / TWO_PI
+        if self.layout == "0x1k":
+            return a1.h / TWO_PI / a2.n
+        return a1.h * a2.h / TWO_PI**2

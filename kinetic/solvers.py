@@ -1,0 +1,205 @@
+"""PETSc solvers for a ``Problem``: steady state (KSP) and time evolution (TS).
+
+Semi-discrete equation per cell (area A, density D, outward face fluxes F_out):
+
+    A D ∂t f = −Σ_faces F_out f_upwind + s − A D (f − f_loc)/τ
+
+with s the reservoir inflow and the well-balanced correction (``kinetic.operator``).
+Every PETSc object has an options prefix (``steady_`` for the KSP, ``ts_`` is PETSc's own for
+the TS and its inner solvers: ``-ts_type``, ``-ts_monitor``, ``-ts_dt`` ...) and calls
+``setFromOptions``, so command-line options reach every solver.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kinetic.problem import Problem
+
+
+def constant_field(E):
+    E = tuple(np.atleast_1d(np.asarray(E, float)))
+    return lambda t: E
+
+
+class Transport:
+    """Matrix-free and assembled transport for one Problem."""
+
+    def __init__(self, problem: Problem):
+        self.p = problem
+        m = problem.mesh
+        self.m = m
+        self.AD = m.cell_area * problem.D  # (n2, n1l, nb)
+        self.local = m.da.createLocalVec()
+        (gs1, ge1), (gs2, ge2) = m.da.getGhostRanges()
+        self.gshape = (ge2 - gs2, ge1 - gs1, m.nb)
+        self.o1, self.o2 = m.s1 - gs1, m.s2 - gs2  # owned offset inside the ghosted block
+        self._src_cache = {}
+
+    # ------------------------------------------------------------------ matrix-free pieces
+    def _ghosted(self, fvec):
+        self.m.da.globalToLocal(fvec, self.local)
+        return self.local.getArray(readonly=True).reshape(self.gshape)
+
+    def upwind_face_fluxes(self, fvec, E):
+        """Upwind fluxes F f_up through q1-faces (n2, n1l+1, nb) and q2-faces (n2+1, n1l, nb)."""
+        g = self._ghosted(fvec)
+        n1l, n2 = self.m.local_shape
+        o1, o2 = self.o1, self.o2
+        F1, F2 = self.p.op.face_fluxes(E)
+        left, right = g[o2:o2 + n2, o1 - 1:o1 + n1l], g[o2:o2 + n2, o1:o1 + n1l + 1]
+        below, above = g[o2 - 1:o2 + n2, o1:o1 + n1l], g[o2:o2 + n2 + 1, o1:o1 + n1l]
+        return (np.maximum(F1, 0.0) * left + np.minimum(F1, 0.0) * right,
+                np.maximum(F2, 0.0) * below + np.minimum(F2, 0.0) * above)
+
+    def _correction(self, E):
+        """Well-balanced face correction: exact minus upwind flux of f_ref (cached per E)."""
+        key = tuple(np.atleast_1d(E))
+        if key not in self._src_cache:
+            p, ph = self.p, self.p.phys
+            ref = p.field(p.op.reference(ph.mu, ph.kT))
+            U1, U2 = self.upwind_face_fluxes(ref, E)
+            ref.destroy()
+            X1, X2 = p.op.exact_reference_fluxes(E, ph.mu, ph.kT)
+            if len(self._src_cache) > 64:
+                self._src_cache.clear()
+            self._src_cache[key] = (X1 - U1, X2 - U2)
+        return self._src_cache[key]
+
+    def face_fluxes(self, fvec, E):
+        """The scheme's phase-space fluxes of f through q1- and q2-faces (conservative)."""
+        P1, P2 = self.upwind_face_fluxes(fvec, E)
+        if self.p.phys.well_balanced and self.p.phys.boundary != "reservoir":
+            C1, C2 = self._correction(E)
+            P1, P2 = P1 + C1, P2 + C2
+        return P1, P2
+
+    def flux_divergence(self, fvec, E) -> np.ndarray:
+        """Σ_faces F_out f_face for every owned cell, (n2, n1l, nb), including corrections."""
+        P1, P2 = self.face_fluxes(fvec, E)
+        return P1[:, 1:] - P1[:, :-1] + P2[1:] - P2[:-1]
+
+    def source(self, E) -> np.ndarray:
+        """Reservoir inflow (n2, n1l, nb): −min(F_out, 0) f_FD(μ_L,R) on boundary cells."""
+        p, ph = self.p, self.p.phys
+        if ph.boundary != "reservoir":
+            return np.zeros(self.AD.shape)
+        return p.op.boundary_inflow(E, p.f_boundary(ph.mu_left), p.f_boundary(ph.mu_right))
+
+    def wb_source(self, E) -> np.ndarray:
+        """The well-balanced correction as a source for the assembled (pure upwind) matrix."""
+        if not self.p.phys.well_balanced or self.p.phys.boundary == "reservoir":
+            return np.zeros(self.AD.shape)
+        C1, C2 = self._correction(E)
+        return -(C1[:, 1:] - C1[:, :-1] + C2[1:] - C2[:-1])
+
+    # ------------------------------------------------------------------ steady state
+    def steady(self, E=None, f_guess=None, prefix="steady_"):
+        """Solve the steady state with a KSP; returns (f Vec, info dict)."""
+        from petsc4py import PETSc
+
+        p, ph = self.p, self.p.phys
+        E = ph.E if E is None else E
+        coll = self.AD / ph.tau
+        A = p.op.matrix(E, coll)
+        b = p.field(coll * p.f_loc + self.source(E) + self.wb_source(E))
+        x = p.field(p.f_loc) if f_guess is None else f_guess.copy()
+        ksp = PETSc.KSP().create(comm=self.m.comm)
+        ksp.setOptionsPrefix(prefix)
+        ksp.setOperators(A)
+        ksp.setType("gmres")
+        ksp.getPC().setType("asm" if self.m.comm.getSize() > 1 else "ilu")
+        ksp.setTolerances(rtol=1e-12, atol=1e-14, max_it=2000)
+        ksp.setInitialGuessNonzero(True)
+        ksp.setFromOptions()
+        ksp.solve(b, x)
+        info = {"solver": f"KSP {ksp.getType()} + PC {ksp.getPC().getType()}",
+                "iterations": ksp.getIterationNumber(),
+                "residual": ksp.getResidualNorm(),
+                "converged_reason": int(ksp.getConvergedReason())}
+        for obj in (ksp, A, b):
+            obj.destroy()
+        if info["converged_reason"] < 0:
+            from kinetic.errors import KineticError
+
+            raise KineticError(f"steady solve did not converge (KSP reason "
+                               f"{info['converged_reason']} after {info['iterations']} iterations);"
+                               " try -steady_ksp_type preonly -steady_pc_type lu, or more -steady_ksp_max_it")
+        return x, info
+
+    # ------------------------------------------------------------------ time evolution
+    def cfl_dt(self, E) -> float:
+        """Largest stable explicit step of the advection (global min over cells)."""
+        out = sum(np.maximum(F, 0.0) for F in self.p.op.outflows(E))
+        local = np.min(self.AD / np.maximum(out, 1e-300)) if out.size else np.inf
+        from mpi4py import MPI
+
+        return self.m.comm.tompi4py().allreduce(local, op=MPI.MIN)
+
+    def transient(self, f0, t_end, field=None, ts_type="arkimex", monitor=None, dt=None,
+                  rtol=1e-7, atol=1e-10):
+        """Integrate from f0 (Vec, modified in place) to t_end with PETSc TS.
+
+        field(t) -> E tuple (default: the static physics.E); monitor(step, t, f) is called every
+        step. ``ts_type`` "arkimex" treats collisions implicitly and advection explicitly;
+        "ssp" / "rk" / "beuler" ... integrate the full right-hand side.
+        """
+        from petsc4py import PETSc
+
+        p, ph = self.p, self.p.phys
+        field = field or constant_field(ph.E)
+        inv_AD = 1.0 / self.AD
+        floc = p.f_loc
+        m = self.m
+        imex = ts_type == "arkimex"
+
+        def advection(ts, t, u, F):
+            E = field(t)
+            rhs = (-self.flux_divergence(u, E) + self.source(E)) * inv_AD
+            if not imex:
+                rhs -= (m.local_view(u) - floc) / ph.tau
+            m.set_local(F, rhs)
+
+        def ifunction(ts, t, u, udot, F):
+            m.set_local(F, m.local_view(udot) + (m.local_view(u) - floc) / ph.tau)
+
+        def ijacobian(ts, t, u, udot, shift, J, P):
+            P.zeroEntries()
+            P.shift(shift + 1.0 / ph.tau)
+            if J != P:
+                J.assemble()
+
+        ts = PETSc.TS().create(comm=m.comm)
+        ts.setProblemType(PETSc.TS.ProblemType.NONLINEAR)
+        ts.setType(ts_type)
+        ts.setRHSFunction(advection, f0.duplicate())
+        if imex:
+            J = PETSc.Mat().createAIJ(((f0.getLocalSize(), None),) * 2, nnz=1, comm=m.comm)
+            J.setUp()
+            zero = f0.duplicate()
+            zero.set(0.0)
+            J.setDiagonal(zero)  # the diagonal pattern of shift·I + I/τ
+            zero.destroy()
+            J.assemble()
+            ts.setIFunction(ifunction, f0.duplicate())
+            ts.setIJacobian(ijacobian, J)
+        step = 0.9 * self.cfl_dt(field(0.0))
+        if not imex:
+            step = min(step, 0.5 * ph.tau)
+        ts.setTimeStep(dt or step)
+        ts.setMaxTime(t_end)
+        ts.setMaxSteps(10**9)
+        ts.setExactFinalTime(PETSc.TS.ExactFinalTime.MATCHSTEP)
+        ts.setTolerances(rtol=rtol, atol=atol)  # adaptive schemes (arkimex, rk); -ts_rtol overrides
+        if monitor is not None:
+            ts.setMonitor(lambda ts, i, t, u: monitor(i, t, u))
+        ts.setFromOptions()
+        ts.solve(f0)
+        info = {"solver": f"TS {ts.getType()}", "steps": ts.getStepNumber(),
+                "time": ts.getTime(), "converged_reason": int(ts.getConvergedReason())}
+        ts.destroy()
+        if imex:
+            J.destroy()
+        return f0, info
+
+    def destroy(self):
+        self.local.destroy()

@@ -1,0 +1,205 @@
+"""The phase-space kinetic solver against exact answers (physics.md §3, §5, V9a, V14).
+
+Independent answers: the Esaki–Tsu current of the exact Fourier steady state, collisionless
+Bloch oscillations f(k, t) = f0(k + eEt/ħ), exponential relaxation, Thomas–Fermi densities
+by quadrature, the Chern number of the (x, k) torus, particle conservation, the 2D Drude
+magnetoconductivity of a parabolic band, and the k-space core's Drude/AHC integrals.
+First-order upwind errors are checked through their convergence order and the Richardson
+extrapolate, never by a loosened tolerance.
+"""
+import numpy as np
+import pytest
+from scipy import integrate as si
+
+from kinetic.models.catalogue import get_model
+from kinetic.models.texture import Sine, rice_mele_ring, texture
+from kinetic.observables import density, number_current, total
+from kinetic.problem import Physics, Problem
+from kinetic.solvers import Transport
+
+pytestmark = pytest.mark.usefixtures("petsc")
+
+
+@pytest.fixture
+def petsc():
+    from petsc4py import PETSc
+
+    return PETSc
+
+
+def fourier_cos(mu, kT, t=1.0):
+    """a = ∫ dk/2π cos k f0(−2t cos k)."""
+    return si.quad(lambda k: np.cos(k) / (1 + np.exp((-2 * t * np.cos(k) - mu) / kT)),
+                   -np.pi, np.pi, epsabs=1e-14)[0] / (2 * np.pi)
+
+
+def steady_current(N, E, tau, mu=-0.5, kT=0.2, comm=None):
+    ph = Physics(mu=mu, kT=kT, tau=tau, E=(E,), terms=frozenset())
+    p = Problem("0x1k", get_model("cosine1d", t=1.0), (N,), ph, comm=comm)
+    tr = Transport(p)
+    f, info = tr.steady()
+    return total(p, number_current(tr, f)), total(p, density(p, f))
+
+
+@pytest.mark.parametrize("wtau", [0.1, 1.0, 10.0])
+def test_esaki_tsu_steady_current(wtau):
+    """j_N = −2 t a ωτ/(1 + ω²τ²) with ω = eEa/ħ (exact steady state, all Fourier modes)."""
+    tau, mu, kT = 10.0, -0.5, 0.2
+    E = wtau / tau
+    exact = -2 * fourier_cos(mu, kT) * wtau / (1 + wtau**2)
+    j1, n1 = steady_current(1024, E, tau)
+    j2, n2 = steady_current(2048, E, tau)
+    e1, e2 = abs(j1 - exact), abs(j2 - exact)
+    # first-order upwind: the error at least halves (at ωτ = 1 the O(h) term vanishes by symmetry
+    # of ωτ/(1+ω²τ²) about its maximum, and the observed order is 2)
+    assert np.log2(e1 / e2) > 0.85
+    assert abs((2 * j2 - j1) - exact) < 2e-5 * abs(exact)  # Richardson
+    assert n2 == pytest.approx(n1, rel=1e-12)  # the field does not change the density
+
+
+@pytest.mark.parametrize("ts_type", ["ssp", "arkimex"])
+def test_bloch_oscillations(ts_type):
+    """Collisionless: j_N(t) = −2 t a sin(eEt/ħ): period 2πħ/(eEa), amplitude 2ta."""
+    mu, kT, E = -0.5, 0.2, 0.1
+    a = fourier_cos(mu, kT)
+    errs, drift = [], []
+    for N in (512, 1024):
+        p = Problem("0x1k", get_model("cosine1d"), (N,),
+                    Physics(mu=mu, kT=kT, tau=1e12, E=(E,), terms=frozenset()))
+        rec = []
+        tr = Transport(p)
+
+        def mon(i, t, u):
+            rec.append((t, total(p, number_current(tr, u)), total(p, density(p, u))))
+
+        tr.transient(p.field(p.f_loc), 2 * np.pi / E, ts_type=ts_type, monitor=mon)
+        t, j, n = map(np.array, zip(*rec))
+        errs.append(np.max(np.abs(j + 2 * a * np.sin(E * t))) / (2 * abs(a)))
+        drift.append(np.ptp(n) / n[0])
+    # first-order upwind diffusion |u| h/2 damps the k-harmonic over one period by ≈ π h
+    assert 0.9 < np.log2(errs[0] / errs[1]) < 1.1 and errs[1] < 1.1 * np.pi * (2 * np.pi / 1024)
+    assert max(drift) < 1e-12
+
+
+def test_relaxation_is_exponential():
+    """No field: n(t) − n_eq = (n(0) − n_eq) e^{−t/τ} (ARKIMEX, implicit collisions)."""
+    tau = 3.0
+    p = Problem("0x1k", get_model("cosine1d"), (256,),
+                Physics(mu=-0.5, kT=0.2, tau=tau, E=(0.0,), terms=frozenset()))
+    from kinetic.operator import fermi
+
+    f0 = p.field(fermi((p.eps_cell - (-0.2)) / 0.2))
+    n_init = total(p, density(p, f0))
+    n_eq = total(p, density(p, p.field(p.f_loc)))
+    rec = []
+    Transport(p).transient(f0, 2 * tau, ts_type="arkimex",
+                           monitor=lambda i, t, u: rec.append((t, total(p, density(p, u)))))
+    t, n = map(np.array, zip(*rec))
+    assert np.allclose(n - n_eq, (n_init - n_eq) * np.exp(-t / tau), rtol=1e-5, atol=0)
+
+
+def ring(L, nk, mu=0.0, kT=0.01, tau=10.0, E=0.0, **kw):
+    ph = Physics(mu=mu, kT=kT, tau=tau, E=(E,), **kw)
+    return Problem("1x1k", rice_mele_ring(L), (L, nk), ph, x_range=(0.0, float(L)))
+
+
+def test_equilibrium_is_stationary_and_currentless():
+    """V14.1: f_FD(ε̃) at uniform μ, T is stationary to round-off; the steady solve returns it."""
+    p = ring(48, 64, mu=-0.1, kT=0.05)
+    tr = Transport(p)
+    floc = p.field(p.f_loc)
+    rhs = -tr.flux_divergence(floc, p.phys.E) + tr.source(p.phys.E)
+    assert np.abs(rhs).max() < 1e-14
+    f, info = tr.steady()
+    assert np.abs(p.mesh.local_view(f) - p.f_loc).max() < 1e-12
+    assert np.abs(number_current(tr, f)).max() < 1e-13
+
+
+def test_goldstone_wilczek_charge_of_winding_ring():
+    """V10/V9a: the filled lower band of the winding Rice–Mele ring holds N + C_xk, C_xk = −1."""
+    L = 64
+    p = ring(L, 128, mu=0.0, kT=0.01)
+    f, _ = Transport(p).steady()
+    n = density(p, f)
+    charge = total(p, n - 1.0)  # Σ_x Δx (n(x) − 1)
+    assert charge == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_thomas_fermi_density_in_a_potential():
+    """Metal in V(x): steady n(x) = ∫dk/2π f_FD(ε(k) + V(x) − μ) (quadrature), j = 0."""
+    L, mu, kT = 40.0, -0.4, 0.1
+    pm = texture(get_model("cosine1d"), {"e0": Sine(mean=0.0, amplitude=0.3, period=L)})
+    p = Problem("1x1k", pm, (40, 256), Physics(mu=mu, kT=kT, tau=5.0, E=(0.0,)),
+                x_range=(0.0, L))
+    tr = Transport(p)
+    f, _ = tr.steady()
+    x = p.mesh.axes[0].centres(p.mesh.s1, p.mesh.e1)
+    V = 0.3 * np.sin(2 * np.pi * x / L)
+    exact = [si.quad(lambda k: 1 / (1 + np.exp((-2 * np.cos(k) + v - mu) / kT)), -np.pi, np.pi,
+                     epsabs=1e-14)[0] / (2 * np.pi) for v in V]
+    assert np.allclose(density(p, f), exact, rtol=1e-10)
+    assert np.abs(number_current(tr, f)).max() < 1e-13
+
+
+def test_collisionless_transport_conserves_particles_and_phase_volume():
+    """V14.2/3: ∫ D f and ∫ D conserved to round-off with a field on the textured ring."""
+    p = ring(32, 48, mu=0.0, kT=0.05, tau=1e12, E=0.02)
+    f = p.field(p.f_loc)
+    n0 = total(p, density(p, f))
+    rec = []
+    Transport(p).transient(f, 20.0, ts_type="ssp",
+                           monitor=lambda i, t, u: rec.append(total(p, density(p, u))))
+    assert len(rec) > 10
+    assert np.max(np.abs(np.array(rec) - n0)) < 1e-12 * n0
+
+
+def test_homogeneous_limit_matches_kspace_tables():
+    """0x2k QWZ metal, weak E_x: σ_xx = Drude table, σ_yx = −(AHC table σ_xy) (Richardson)."""
+    from kinetic.kmesh import make_kmesh
+    from kinetic.table import integrate_mesh
+
+    model = get_model("qwz", M=1.0)
+    mu, kT, tau, E = 1.2, 0.15, 8.0, 1e-4
+    sig = []
+    for N in (96, 192):
+        p = Problem("0x2k", model, (N, N), Physics(mu=mu, kT=kT, tau=tau, E=(E, 0.0),
+                                                   terms=frozenset(["berry_kk"])))
+        tr = Transport(p)
+        f, _ = tr.steady()
+        j = -total(p, number_current(tr, f))  # charge current, e = 1
+        sig.append(j / E)
+    sig = 2 * sig[1] - sig[0]
+    mesh = make_kmesh([192, 192], model.reciprocal)
+    ref = integrate_mesh(model, mesh, ["drude", "ahc"], [mu], kT, 0.0, check=False)
+    assert sig[0] == pytest.approx(ref[("drude", "xx")][0] * tau, rel=2e-3)
+    assert sig[1] == pytest.approx(-ref[("ahc", "xy")][0], rel=2e-3)
+
+
+def test_drude_magnetotransport_parabolic_band():
+    """Electrons (charge −e), B ∥ +z: σ_xx = σ0/(1+(ω_cτ)²), σ_yx = +σ0 ω_cτ/(1+(ω_cτ)²), ω_c = eB/m.
+
+    (From m v̇ = −e(E + v×B) − m v/τ with j = −n e v.) Parabolic band ε = k², box |k| ≤ 1.3
+    where f_FD < e^{-20}; Richardson over N = 128, 256.
+    """
+    from kinetic.models.catalogue import HBAR2_2ME
+
+    model = get_model("parabolic2d", m_eff=HBAR2_2ME)  # ε = k² (eV Å²), i.e. m = 1/2 (ħ = 1)
+    m, mu, kT, tau, E = 0.5, 0.5, 0.05, 4.0, 1e-4
+    K = 1.3
+    out = {}
+    for B in (0.0, 0.125):
+        vals = []
+        for N in (128, 256):
+            p = Problem("0x2k", model, (N, N), Physics(mu=mu, kT=kT, tau=tau, E=(E, 0.0), B=B,
+                                                       terms=frozenset()),
+                        k_range=((-K, K), (-K, K)))
+            tr = Transport(p)
+            f, _ = tr.steady()
+            vals.append(-total(p, number_current(tr, f)) / E)
+        out[B] = 2 * vals[1] - vals[0]
+    n = m / (2 * np.pi) * kT * np.log1p(np.exp(mu / kT))
+    s0 = n * tau / m
+    assert out[0.0][0] == pytest.approx(s0, rel=2e-3)
+    wt = 0.125 / m * tau
+    assert out[0.125][0] == pytest.approx(s0 / (1 + wt**2), rel=5e-3)
+    assert out[0.125][1] == pytest.approx(s0 * wt / (1 + wt**2), rel=5e-3)

@@ -1,0 +1,71 @@
+"""Every solver path gives the same answer on 2 ranks as on 1 (relative 1e-10).
+
+Run by `make test-mpi` (mpirun -n 2 ... --with-mpi -m mpi). Each rank also solves the whole
+problem serially on PETSc.COMM_SELF; rank 0 compares the gathered parallel field with it.
+"""
+import numpy as np
+import pytest
+
+from kinetic.models.catalogue import get_model
+from kinetic.models.texture import rice_mele_ring
+from kinetic.observables import density, number_current, total
+from kinetic.problem import Physics, Problem
+from kinetic.solvers import Transport
+
+
+def build(layout, comm):
+    from petsc4py import PETSc
+
+    comm = PETSc.COMM_SELF if comm == "self" else PETSc.COMM_WORLD
+    if layout == "1x1k":
+        ph = Physics(mu=0.05, kT=0.05, tau=7.0, E=(0.01,))
+        return Problem("1x1k", rice_mele_ring(24), (24, 40), ph, x_range=(0.0, 24.0), comm=comm)
+    if layout == "0x2k":
+        ph = Physics(mu=1.1, kT=0.15, tau=5.0, E=(0.002, -0.001), B=0.05)
+        return Problem("0x2k", get_model("qwz", M=1.0), (32, 32), ph, comm=comm)
+    ph = Physics(mu=-0.5, kT=0.2, tau=10.0, E=(0.05,), terms=frozenset())
+    return Problem("0x1k", get_model("cosine1d"), (64,), ph, comm=comm)
+
+
+def compare(layout, run):
+    results = {}
+    for comm in ("world", "self"):
+        p = build(layout, comm)
+        tr = Transport(p)
+        f = run(tr, p)
+        results[comm] = (p.mesh.gather(f), total(p, density(p, f)),
+                         np.atleast_1d(total(p, number_current(tr, f))))
+    par, ser = results["world"], results["self"]
+    for a, b in zip(par[1:], ser[1:]):
+        assert np.allclose(a, b, rtol=1e-10, atol=1e-14)
+    if par[0] is not None:
+        assert np.abs(par[0] - ser[0]).max() <= 1e-10 * np.abs(ser[0]).max()
+
+
+@pytest.mark.mpi(min_size=2)
+@pytest.mark.parametrize("layout", ["1x1k", "0x2k", "0x1k"])
+def test_steady_parallel_equals_serial(layout):
+    """ILU (1 rank) and ASM (2 ranks) differ by the KSP tolerance: tightened here through the
+    options database (which also shows that -steady_ksp_* options reach the solver)."""
+    from petsc4py import PETSc
+
+    opts = PETSc.Options()
+    opts["steady_ksp_rtol"] = 1e-15
+    opts["steady_ksp_atol"] = 1e-16
+    try:
+        compare(layout, lambda tr, p: tr.steady()[0])
+    finally:
+        del opts["steady_ksp_rtol"]
+        del opts["steady_ksp_atol"]
+
+
+@pytest.mark.mpi(min_size=2)
+@pytest.mark.parametrize("ts_type", ["ssp", "arkimex"])
+@pytest.mark.parametrize("layout", ["1x1k", "0x2k"])
+def test_transient_parallel_equals_serial(layout, ts_type):
+    def run(tr, p):
+        f = p.field(p.f_loc)
+        tr.transient(f, 3.0, ts_type=ts_type, dt=0.01)
+        return f
+
+    compare(layout, run)
