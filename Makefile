@@ -36,9 +36,15 @@ test-mpi: $(STAMP)
 test-slow: $(STAMP)
 	$(PYTEST) -q -m "slow and not mpi"
 
+## the main job on its embedded defaults: a response table + plot, and a texture run on 2 ranks
 demo: $(STAMP)
+	@mkdir -p $(OUT)
 	$(MPIEXEC) -n $(NP) $(KINETIC) info
-	$(MPIEXEC) -n 2 scripts/rank0.sh $(PYTEST) -q --with-mpi -m mpi tests/test_mpi_smoke.py
+	$(KINETIC) table runs/haldane_table.toml --out $(OUT)/haldane_table.csv
+	$(KINETIC) plot $(OUT)/haldane_table.csv --quantity ahc --component xy --vs mu
+	$(MPIEXEC) -n 2 $(KINETIC) run runs/ring_goldstone_wilczek.toml --out $(OUT)/ring_goldstone_wilczek
+	$(MPIEXEC) -n 2 $(KINETIC) run runs/esaki_tsu_bloch.toml --out $(OUT)/esaki_tsu_bloch
+	@echo "demo outputs:"; ls -1 $(OUT) $(OUT)/*/
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -33,6 +33,14 @@ def cmd_info(args, petsc_args) -> int:
     return 0
 
 
+def cmd_run(args, petsc_args) -> int:
+    PETSc = _init_petsc(petsc_args)
+    from kinetic.run import run
+
+    run(args.run, out=args.out, say=lambda msg: PETSc.Sys.Print(msg))
+    return 0
+
+
 def cmd_table(args, petsc_args) -> int:
     from kinetic.table import run_table
 
@@ -65,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="versions, PETSc/MPI configuration, ranks, BLAS threads")
     p.set_defaults(func=cmd_info)
+    p = sub.add_parser("run", help="solve the kinetic equation on the (x, k) mesh of a run file")
+    p.add_argument("run", help="run file (TOML)")
+    p.add_argument("--out", help="output directory (default: output.dir or <run file stem>/)")
+    p.set_defaults(func=cmd_run)
     p = sub.add_parser("table", help="homogeneous response table (CSV) from a run file")
     p.add_argument("run", help="run file (TOML)")
     p.add_argument("--out", help="output CSV (default: <run name>.csv next to the run file)")
@@ -93,5 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args, rest)
     except KineticError as exc:
-        print(f"kinetic: error: {exc}", file=sys.stderr)
+        if _rank() == 0:
+            print(f"kinetic: error: {exc}", file=sys.stderr)
         return exc.exit_code
+
+
+def _rank() -> int:
+    """This process's rank if MPI is already loaded, else 0 (errors print on rank 0 only)."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    return mpi.COMM_WORLD.Get_rank() if mpi is not None and mpi.Is_initialized() else 0

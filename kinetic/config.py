@@ -104,26 +104,12 @@ def _path(base: Path, value, key: str) -> Path:
     return p
 
 
-def load_run(path) -> RunConfig:
-    """Parse and validate a run file."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"run file {str(path)!r}: cannot read ({exc.strerror})") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"run file {str(path)!r}: not valid TOML: {exc}") from None
-    base = path.resolve().parent
-    _unknown(data, SECTIONS, "run file")
-    for sec in SECTIONS & set(data):
-        if not isinstance(data[sec], dict):
-            raise ConfigError(f"[{sec}] must be a table, got {data[sec]!r}")
-
-    m = data.get("model")
+def load_model_section(m, base: Path) -> ModelSpec:
+    """Validate a run file's [model] table (catalogue name or Wannier90 files)."""
     if m is None:
         raise ConfigError("run file: missing section [model] (name = \"...\" or wannier90 = \"x_hr.dat\")")
+    if not isinstance(m, dict):
+        raise ConfigError(f"[model] must be a table, got {m!r}")
     _unknown(m, MODEL_KEYS, "[model]")
     if ("name" in m) == ("wannier90" in m or "tb" in m):
         raise ConfigError("[model]: give exactly one of name = \"<catalogue model>\" or "
@@ -149,7 +135,7 @@ def load_run(path) -> RunConfig:
         raise ConfigError(f"model.spin_degeneracy = {spin!r}: allowed 1 or 2")
     if "name" in m and not isinstance(m["name"], str):
         raise ConfigError(f"model.name = {m['name']!r}: expected a string")
-    model = ModelSpec(
+    return ModelSpec(
         name=m.get("name"),
         params=dict(params),
         wannier90=_path(base, m["wannier90"], "model.wannier90") if "wannier90" in m else None,
@@ -158,6 +144,27 @@ def load_run(path) -> RunConfig:
         lattice=lattice,
         spin_degeneracy=int(spin),
     )
+
+
+
+def load_run(path) -> RunConfig:
+    """Parse and validate a run file."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"run file {str(path)!r}: cannot read ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"run file {str(path)!r}: not valid TOML: {exc}") from None
+    base = path.resolve().parent
+    _unknown(data, SECTIONS, "run file")
+    for sec in SECTIONS & set(data):
+        if not isinstance(data[sec], dict):
+            raise ConfigError(f"[{sec}] must be a table, got {data[sec]!r}")
+
+    model = load_model_section(data.get("model"), base)
 
     mesh = data.get("mesh", {})
     _unknown(mesh, MESH_KEYS, "[mesh]")

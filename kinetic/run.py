@@ -1,0 +1,202 @@
+"""``kinetic run``: build the problem of a run file, solve it, write the outputs.
+
+Outputs in DIR (written under temporary names and renamed when complete):
+- ``summary.json``: every observable as {"value", "unit"}; solver, iterations/steps,
+  residual, wall time, ranks, kinetic version, run-file sha256;
+- ``fields.npz``: x-fields with coordinates and units (1x1k), and the phase-space
+  distribution ``f`` (N_k, N_x, bands); homogeneous runs store ``f`` on the k-mesh;
+- ``fields.vtk``: the x-fields as a legacy-VTK rectilinear grid (ParaView), 1x1k only;
+- ``timeseries.csv``: transient runs, t_fs and the totals with units in the header.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import kinetic
+from kinetic import units
+from kinetic.errors import ConfigError
+from kinetic.models.loader import build_model
+from kinetic.observables import density, number_current, total
+from kinetic.problem import Physics, Problem
+from kinetic.runfile import SolverRun, load_solver_run
+from kinetic.semiclassics import DEFAULT_TERMS
+from kinetic.solvers import Transport
+
+
+def build_problem(run: SolverRun, comm=None) -> Problem:
+    """SolverRun -> Problem (layout from the model dimension and the presence of mesh.x)."""
+    model = build_model(run.model, run.path.parent)
+    dim = model.dim
+    if run.x_n is not None:
+        if dim != 1:
+            raise ConfigError(f"mesh.x: x-textures are solved for 1D models (1x1k); model "
+                              f"{model.name!r} has dim = {dim}")
+        layout = "1x1k"
+        from kinetic.models.texture import rice_mele_ring, texture
+
+        if run.builtin == "rice_mele_ring":
+            args = {"L": run.x_length, **run.builtin_args}
+            pm = rice_mele_ring(**args)
+        else:
+            pm = texture(model, run.texture, dim_x=1) if run.texture else texture(model, {}, 1)
+        n = (run.x_n, run.k[0])
+    else:
+        if run.texture or run.builtin:
+            raise ConfigError("[texture] needs mesh.x = { n = ..., length = ... }")
+        layout = {1: "0x1k", 2: "0x2k"}.get(dim)
+        if layout is None:
+            raise ConfigError(f"model {model.name!r}: dim = {dim}; the solver handles 1D and 2D "
+                              "homogeneous models and 1D textures (3D is not implemented yet)")
+        pm, n = model, run.k
+    if len(run.k) != dim:
+        raise ConfigError(f"mesh.k = {list(run.k)}: model {model.name!r} has {dim} k-dimension(s)")
+    E = run.electric_field or (0.0,) * dim
+    if len(E) != dim:
+        raise ConfigError(f"physics.electric_field = {list(E)}: give {dim} component(s) (V/m)")
+    if run.magnetic_field_T and layout != "0x2k":
+        raise ConfigError("physics.magnetic_field: the explicit-B route needs a 2D homogeneous "
+                          "model (0x2k); for textures use a Landau-gauge texture")
+    mu_l = run.mu_left_eV
+    ph = Physics(
+        mu=run.mu_eV, kT=units.kelvin_to_ev(run.temperature_K), tau=units.fs_to_internal(run.tau_fs),
+        E=tuple(units.field_to_internal(e) for e in E), B=units.tesla_to_internal(run.magnetic_field_T),
+        terms=frozenset(run.terms if run.terms is not None else DEFAULT_TERMS), bands=run.bands,
+        boundary=run.boundary, mu_left=mu_l, mu_right=run.mu_right_eV)
+    k_range = None
+    if getattr(model, "reciprocal", None) is None:
+        if run.kmax is None:
+            raise ConfigError(f"mesh.kmax: continuum model {model.name!r} needs kmax (1/Å)")
+        k_range = ((-run.kmax, run.kmax),) * dim
+    x_range = (0.0, run.x_length) if layout == "1x1k" else None
+    return Problem(layout, pm, n, ph, x_range=x_range, k_range=k_range, comm=comm)
+
+
+def observables(p: Problem, tr: Transport, f) -> dict:
+    """Totals (and 1x1k x-fields) in SI: {name: {"value", "unit"}} plus raw x-fields."""
+    d = 1 if p.layout in ("1x1k", "0x1k") else 2
+    nfac, nunit = units.density_si(d)
+    jfac = units.E2_HBAR * units.ANGSTROM ** (1 - d)  # (e · eV/ħ) per Å^(d-1)
+    junit = {1: "A", 2: "A/m"}[d]
+    n_loc = density(p, f)
+    jN_loc = number_current(tr, f)
+    out = {}
+    if p.layout == "1x1k":
+        out["x_fields"] = {"n": p.mesh.gather_x(n_loc), "j": p.mesh.gather_x(-jN_loc)}
+        L = p.mesh.axes[0].hi - p.mesh.axes[0].lo
+        out["particles_per_cell_length"] = {"value": total(p, n_loc), "unit": "1 (number)"}
+        out["mean_density"] = {"value": total(p, n_loc) / L * nfac, "unit": nunit}
+        out["mean_current"] = {"value": -total(p, jN_loc) / L * jfac, "unit": junit}
+    else:
+        out["density"] = {"value": float(total(p, n_loc)) * nfac, "unit": nunit}
+        j = -np.atleast_1d(total(p, jN_loc)) * jfac
+        out["current"] = {"value": j.tolist() if j.size > 1 else float(j[0]), "unit": junit}
+    return out
+
+
+def _atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_vtk(path: Path, x_A: np.ndarray, fields: dict) -> None:
+    """Legacy-VTK rectilinear grid of 1-D x-fields (cell centres as points)."""
+    lines = ["# vtk DataFile Version 3.0", "kinetic x-fields (x in Angstrom)", "ASCII",
+             "DATASET RECTILINEAR_GRID", f"DIMENSIONS {len(x_A)} 1 1",
+             f"X_COORDINATES {len(x_A)} double", " ".join(f"{v:.17g}" for v in x_A),
+             "Y_COORDINATES 1 double", "0", "Z_COORDINATES 1 double", "0",
+             f"POINT_DATA {len(x_A)}"]
+    for name, vals in fields.items():
+        lines += [f"SCALARS {name} double 1", "LOOKUP_TABLE default",
+                  " ".join(f"{v:.17g}" for v in vals)]
+    _atomic(path, ("\n".join(lines) + "\n").encode())
+
+
+def run(path, out=None, say=print) -> dict:
+    """Execute a solver run file; returns the summary dict (on every rank)."""
+    from petsc4py import PETSc
+
+    t0 = time.perf_counter()
+    cfg = load_solver_run(path)
+    outdir = Path(out) if out else (cfg.output_dir or cfg.path.with_suffix(""))
+    rank = PETSc.COMM_WORLD.getRank()
+    if rank == 0:
+        try:
+            outdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--out {str(outdir)!r}: cannot create ({exc.strerror})") from None
+    p = build_problem(cfg)
+    tr = Transport(p)
+    ndof = p.mesh.axes[0].n * p.mesh.axes[1].n * p.mesh.nb
+    say(f"kinetic: {p.layout} mesh {p.mesh.axes[0].n} x {p.mesh.axes[1].n} x {p.mesh.nb} bands "
+        f"= {ndof} unknowns on {PETSc.COMM_WORLD.getSize()} rank(s); built in "
+        f"{time.perf_counter() - t0:.2f} s")
+    series = []
+    if cfg.mode == "steady":
+        f, info = tr.steady()
+    else:
+        t_end = units.fs_to_internal(cfg.t_end_fs)
+        f = p.field(p.f_loc)
+        last = [time.perf_counter()]
+
+        def monitor(i, t, u):
+            obs = observables(p, tr, u)
+            series.append((units.internal_to_fs(t), obs))
+            if time.perf_counter() - last[0] > 2.0 or t >= t_end * (1 - 1e-12):
+                last[0] = time.perf_counter()
+                el = last[0] - t0
+                eta = el * (t_end - t) / max(t, 1e-300)
+                say(f"kinetic: step {i} t = {units.internal_to_fs(t):.4g} fs / {cfg.t_end_fs:g} fs"
+                    f", elapsed {el:.1f} s, ETA {eta:.1f} s")
+
+        dt = units.fs_to_internal(cfg.dt_fs) if cfg.dt_fs else None
+        f, info = tr.transient(f, t_end, ts_type=cfg.ts_type, monitor=monitor, dt=dt)
+    obs = observables(p, tr, f)
+    fgrid = p.mesh.gather(f)
+    summary = {
+        "kinetic": kinetic.__version__, "run_file": str(cfg.path), "run_sha256": cfg.sha256,
+        "layout": p.layout, "ranks": PETSc.COMM_WORLD.getSize(), "unknowns": ndof,
+        "solver": info, "wall_time_s": time.perf_counter() - t0,
+        "observables": {k: v for k, v in obs.items() if k != "x_fields"},
+    }
+    if rank == 0:
+        _atomic(outdir / "summary.json", (json.dumps(summary, indent=2, default=float) + "\n").encode())
+        a1, a2 = p.mesh.axes
+        fields = {"f": fgrid, f"q2_{a2.name}": a2.centres(0, a2.n), f"q1_{a1.name}": a1.centres(0, a1.n)}
+        unit_map = {"f": "occupation (N_q2, N_q1, bands)", f"q1_{a1.name}": "A" if a1.name == "x" else "1/A",
+                    f"q2_{a2.name}": "A" if a2.name == "x" else "1/A"}
+        if "x_fields" in obs:
+            nfac = units.density_si(1)[0]
+            fields["n"] = obs["x_fields"]["n"] * nfac
+            fields["j"] = obs["x_fields"]["j"] * units.E2_HBAR
+            unit_map.update(n="1/m", j="A")
+            write_vtk(outdir / "fields.vtk", a1.centres(0, a1.n),
+                      {"n_per_m": fields["n"], "j_A": fields["j"]})
+        buf = io.BytesIO()
+        np.savez(buf, units=np.array(json.dumps(unit_map)), **fields)
+        _atomic(outdir / "fields.npz", buf.getvalue())
+        if series:
+            keys = [k for k in series[0][1] if k != "x_fields"]
+            s = io.StringIO()
+            w = csv.writer(s, lineterminator="\n")
+            w.writerow(["t_fs"] + [f"{k}_{series[0][1][k]['unit']}" for k in keys])
+            for t, o in series:
+                w.writerow([f"{t:.10g}"] + [json.dumps(o[k]["value"]) for k in keys])
+            _atomic(outdir / "timeseries.csv", s.getvalue().encode())
+        say(f"kinetic: wrote {outdir}/summary.json, fields.npz"
+            + (", fields.vtk" if "x_fields" in obs else "") + (", timeseries.csv" if series else ""))
+    tr.destroy()
+    return summary

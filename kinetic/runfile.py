@@ -1,0 +1,150 @@
+"""Run files for ``kinetic run`` (the phase-space solver) -> validated ``SolverRun``.
+
+Sections: [model] (as for tables), [texture] (x-dependent parameters), [mesh] (k, x, kmax),
+[physics], [solver], [output]; see README "Running the kinetic solver". Units: eV, Å, 1/Å,
+fs, K, V/m, T. Custom textures are ``module:function`` entry points, never evaluated strings.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kinetic.config import ModelSpec, _number, _unknown, tomllib
+from kinetic.errors import ConfigError
+
+SECTIONS = {"model", "texture", "mesh", "physics", "solver", "output"}
+TEXTURE_BUILTINS = {"rice_mele_ring"}
+
+
+@dataclass(frozen=True)
+class SolverRun:
+    path: Path
+    sha256: str
+    model: ModelSpec
+    texture: dict = field(default_factory=dict)  # parameter -> profile spec
+    builtin: str | None = None  # a ready-made texture (e.g. rice_mele_ring)
+    builtin_args: dict = field(default_factory=dict)
+    k: tuple = ()
+    kmax: float | None = None
+    x_n: int | None = None
+    x_length: float | None = None
+    boundary: str = "periodic"
+    temperature_K: float = 300.0
+    tau_fs: float = 10.0
+    mu_eV: float = 0.0
+    mu_left_eV: float | None = None
+    mu_right_eV: float | None = None
+    electric_field: tuple = ()  # V/m
+    magnetic_field_T: float = 0.0
+    terms: tuple | None = None
+    bands: tuple | None = None
+    mode: str = "steady"
+    t_end_fs: float | None = None
+    ts_type: str = "arkimex"
+    dt_fs: float | None = None
+    output_dir: Path | None = None
+
+
+def load_solver_run(path) -> SolverRun:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        data = tomllib.loads(raw.decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"run file {str(path)!r}: cannot read ({exc.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"run file {str(path)!r}: not valid TOML: {exc}") from None
+    base = path.resolve().parent
+    _unknown(data, SECTIONS, "run file")
+    from kinetic.config import load_model_section
+
+    model = load_model_section(data.get("model"), base)
+
+    tex = dict(data.get("texture", {}))
+    builtin = tex.pop("builtin", None)
+    if builtin is not None and builtin not in TEXTURE_BUILTINS:
+        raise ConfigError(f"texture.builtin = {builtin!r}: allowed {sorted(TEXTURE_BUILTINS)}")
+    builtin_args = tex.pop("args", {}) if builtin else {}
+    if not isinstance(builtin_args, dict):
+        raise ConfigError(f"texture.args = {builtin_args!r}: expected a table")
+
+    mesh = data.get("mesh", {})
+    _unknown(mesh, {"k", "kmax", "x"}, "[mesh]")
+    k = mesh.get("k")
+    if isinstance(k, int) and not isinstance(k, bool):
+        k = [k]
+    if not isinstance(k, list) or not k or not all(isinstance(n, int) and not isinstance(n, bool)
+                                                   and n >= 4 for n in k):
+        raise ConfigError(f"mesh.k = {mesh.get('k')!r}: expected a list of integers ≥ 4 "
+                          "(cells along each k axis), e.g. [256]")
+    kmax = _number(mesh["kmax"], "mesh.kmax", positive=True) if "kmax" in mesh else None
+    x = mesh.get("x")
+    x_n = x_length = None
+    boundary = "periodic"
+    if x is not None:
+        if not isinstance(x, dict):
+            raise ConfigError(f"mesh.x = {x!r}: expected {{ n = 64, length = 64.0, boundary = \"periodic\" }}")
+        _unknown(x, {"n", "length", "boundary"}, "mesh.x")
+        x_n = x.get("n")
+        if isinstance(x_n, bool) or not isinstance(x_n, int) or x_n < 2:
+            raise ConfigError(f"mesh.x.n = {x_n!r}: expected an integer ≥ 2 (x cells)")
+        if "length" not in x:
+            raise ConfigError("mesh.x: missing length (Å)")
+        x_length = _number(x["length"], "mesh.x.length", positive=True)
+        boundary = x.get("boundary", "periodic")
+        if boundary not in ("periodic", "wall", "reservoir"):
+            raise ConfigError(f"mesh.x.boundary = {boundary!r}: allowed periodic, wall, reservoir")
+
+    ph = data.get("physics", {})
+    _unknown(ph, {"temperature", "tau", "mu", "mu_left", "mu_right", "electric_field",
+                  "magnetic_field", "terms", "bands"}, "[physics]")
+    if "mu" not in ph:
+        raise ConfigError("[physics]: missing mu (eV)")
+    E = ph.get("electric_field", [])
+    E = [E] if isinstance(E, (int, float)) and not isinstance(E, bool) else E
+    if not isinstance(E, list):
+        raise ConfigError(f"physics.electric_field = {E!r}: expected V/m, one value per k axis")
+    E = tuple(_number(v, f"physics.electric_field[{i}]") for i, v in enumerate(E))
+    terms = ph.get("terms")
+    if terms is not None and (not isinstance(terms, list) or not all(isinstance(t, str) for t in terms)):
+        raise ConfigError(f"physics.terms = {terms!r}: expected a list of term names")
+    bands = ph.get("bands")
+    if bands is not None and (not isinstance(bands, list) or not all(
+            isinstance(b, int) and not isinstance(b, bool) for b in bands)):
+        raise ConfigError(f"physics.bands = {bands!r}: expected a list of band indices, e.g. [0]")
+    if boundary == "reservoir" and ("mu_left" not in ph or "mu_right" not in ph):
+        raise ConfigError("[physics]: reservoir boundaries need mu_left and mu_right (eV)")
+
+    sv = data.get("solver", {})
+    _unknown(sv, {"mode", "t_end", "ts_type", "dt"}, "[solver]")
+    mode = sv.get("mode", "steady")
+    if mode not in ("steady", "transient"):
+        raise ConfigError(f"solver.mode = {mode!r}: allowed steady, transient")
+    t_end = _number(sv["t_end"], "solver.t_end", positive=True) if "t_end" in sv else None
+    if mode == "transient" and t_end is None:
+        raise ConfigError("solver.t_end: a transient run needs t_end (fs)")
+    ts_type = sv.get("ts_type", "arkimex")
+    if not isinstance(ts_type, str):
+        raise ConfigError(f"solver.ts_type = {ts_type!r}: expected a PETSc TS type name")
+
+    out = data.get("output", {})
+    _unknown(out, {"dir"}, "[output]")
+    outdir = (base / out["dir"]).resolve() if "dir" in out else None
+
+    return SolverRun(
+        path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest(), model=model, texture=tex,
+        builtin=builtin, builtin_args=builtin_args, k=tuple(k), kmax=kmax, x_n=x_n,
+        x_length=x_length, boundary=boundary,
+        temperature_K=_number(ph.get("temperature", 300.0), "physics.temperature", positive=True),
+        tau_fs=_number(ph.get("tau", 10.0), "physics.tau", positive=True),
+        mu_eV=_number(ph["mu"], "physics.mu"),
+        mu_left_eV=_number(ph["mu_left"], "physics.mu_left") if "mu_left" in ph else None,
+        mu_right_eV=_number(ph["mu_right"], "physics.mu_right") if "mu_right" in ph else None,
+        electric_field=E,
+        magnetic_field_T=_number(ph.get("magnetic_field", 0.0), "physics.magnetic_field"),
+        terms=tuple(terms) if terms is not None else None,
+        bands=tuple(bands) if bands is not None else None,
+        mode=mode, t_end_fs=t_end, ts_type=ts_type,
+        dt_fs=_number(sv["dt"], "solver.dt", positive=True) if "dt" in sv else None,
+        output_dir=outdir)
