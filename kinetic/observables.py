@@ -11,16 +11,17 @@ import numpy as np
 
 
 def density(problem, fvec) -> np.ndarray:
-    """1x1k: n(x) for owned x-cells (n1l,); homogeneous: the local part of the total (scalar)."""
+    """1x1k/1x2k: n(x) for owned x-cells (n1l,); homogeneous: the local part of the total."""
     f = problem.mesh.local_view(fvec)
     w = problem.D * f * problem.measure()
-    if problem.layout == "1x1k":
+    if problem.layout in ("1x1k", "1x2k"):
         return w.sum(axis=(0, 2))
     return w.sum()
 
 
 def number_current(transport, fvec, E=None) -> np.ndarray:
-    """Number current ∫[dk] D ẋ f: 1x1k (n1l,) x-field; 0x1k scalar; 0x2k (2,) vector (local part).
+    """Number current ∫[dk] D ẋ f: 1x1k (n1l,) x-field; 1x2k (n1l, 2) x-field (j_x, j_y);
+    0x1k scalar; 0x2k (2,) vector (local part).
 
     In 1x1k and 0x1k it is the scheme's own x-face flux (averaged over a cell's two x-faces), so
     the discrete continuity equation ∂t n + ∂x j = 0 holds exactly.
@@ -29,11 +30,15 @@ def number_current(transport, fvec, E=None) -> np.ndarray:
     E = p.phys.E if E is None else E
     f = p.mesh.local_view(fvec)
     a1, a2 = p.mesh.axes
-    if p.layout in ("1x1k", "0x1k"):
+    if p.layout in ("1x1k", "1x2k", "0x1k"):
         P1, P2 = transport.face_fluxes(fvec, E)
-        if p.layout == "1x1k":  # per unit k-length: ∫dk/2π D ẋ f = Σ_j face flux / 2π
-            return (0.5 * (P1[:, 1:] + P1[:, :-1])).sum(axis=(0, 2)) / (2 * np.pi)
-        return (0.5 * (P2[1:] + P2[:-1])).sum() / (2 * np.pi) / a2.n
+        if p.layout == "0x1k":
+            return (0.5 * (P2[1:] + P2[:-1])).sum() / (2 * np.pi) / a2.n
+        # face flux = ∫ D ẋ f dk_x over the face; × measure/h_kx gives ∫[dk] D ẋ f
+        jx = (0.5 * (P1[:, 1:] + P1[:, :-1])).sum(axis=(0, 2)) * (p.measure() / a2.h)
+        if p.layout == "1x1k":
+            return jx
+        return np.stack([jx, transverse_current(p, f, E)], axis=-1)
     # 0x2k: D ẋ = ∇_k ε̃ + E × Ω ẑ (in plane), ∇_k ε̃ from corner differences
     e = p.eps_corner
     gx = 0.5 * ((e[1:, 1:] - e[1:, :-1]) + (e[:-1, 1:] - e[:-1, :-1])) / a1.h
@@ -44,8 +49,31 @@ def number_current(transport, fvec, E=None) -> np.ndarray:
     return np.array([jx, jy])
 
 
+def transverse_current(p, f, E) -> np.ndarray:
+    """1x2k: j_y(x) = ∫[dk] D ẏ f, D ẏ = D ∂_{k_y}ε̃ − Ω_{k_y x} ∂_{k_x}ε̃ − Ω_{k_x k_y}(∂_x ε̃ + eE_x)
+    (physics.md §5.2, quasi-1D); ∂_{k_y} spectrally across the folded k_y, the others from
+    corner differences. Owned x-cells (n1l,)."""
+    a1, a2 = p.mesh.axes
+    n2, n1l = p.eps_cell.shape[:2]
+    nky = p.nfold
+    e = p.eps_cell.reshape(n2, n1l, nky, -1)
+    kfreq = 2 * np.pi * np.fft.fftfreq(nky, d=p._ky_axis.h)
+    de_dky = np.real(np.fft.ifft(1j * kfreq[:, None] * np.fft.fft(e, axis=2), axis=2))
+    if nky % 2 == 0:  # drop the Nyquist mode's derivative (it is not real-representable)
+        fe = np.fft.fft(e, axis=2)
+        fe[:, :, nky // 2] = 0
+        de_dky = np.real(np.fft.ifft(1j * kfreq[:, None] * fe, axis=2))
+    de_dky = de_dky.reshape(p.eps_cell.shape)
+    c = p.eps_corner
+    de_dx = 0.5 * ((c[1:, 1:] - c[1:, :-1]) + (c[:-1, 1:] - c[:-1, :-1])) / a1.h
+    de_dkx = 0.5 * ((c[1:, 1:] - c[:-1, 1:]) + (c[1:, :-1] - c[:-1, :-1])) / a2.h
+    Ex = float(np.atleast_1d(E)[0])
+    Dydot = p.D * de_dky - p.curv_kykx_x * de_dkx - p.curv_kxky * (de_dx + Ex)
+    return (Dydot * f).sum(axis=(0, 2)) * p.measure()
+
+
 def total(problem, local_value):
     """Sum a local total over ranks (homogeneous layouts) or an x-field over x (1x1k, × h_x)."""
-    if problem.layout == "1x1k":
-        return problem.mesh.allsum(float(np.sum(local_value)) * problem.mesh.axes[0].h)
+    if problem.layout in ("1x1k", "1x2k"):
+        return problem.mesh.allsum(np.sum(local_value, axis=0) * problem.mesh.axes[0].h)
     return problem.mesh.allsum(np.asarray(local_value))

@@ -38,6 +38,7 @@ class Physics:
     mu_left: float | None = None
     mu_right: float | None = None
     well_balanced: bool = True
+    number_conserving: bool = False  # relax to f_FD(ε̃ − μ(x, t)) with μ fixed by local density
 
 
 class Problem:
@@ -46,6 +47,7 @@ class Problem:
     def __init__(self, layout: str, model, n, physics: Physics, *, x_range=None, k_range=None,
                  comm=None):
         self.layout, self.model, self.phys = layout, model, physics
+        self.ky = None  # 1x2k: the k_y values folded into the dof (cell centres), 1/Å
         physics.terms = check_terms(physics.terms)
         nb_model = model.nb
         self.bands = tuple(range(nb_model)) if physics.bands is None else tuple(physics.bands)
@@ -53,8 +55,14 @@ class Problem:
             if not 0 <= b < nb_model:
                 raise ConfigError(f"physics.bands: band {b} does not exist; the model has "
                                   f"bands 0..{nb_model - 1}")
-        self.mesh = PhaseMesh(layout, self._axes(layout, model, n, x_range, k_range),
-                              len(self.bands), comm=comm)
+        axes = self._axes(layout, model, n, x_range, k_range)
+        nfold = 1
+        if layout == "1x2k":
+            ky_axis = self._ky_axis
+            self.ky = ky_axis.centres(0, ky_axis.n)
+            nfold = ky_axis.n
+        self.nfold = nfold
+        self.mesh = PhaseMesh(layout, axes, nfold * len(self.bands), comm=comm)
         self._evaluate_fields()
         self.op = StreamOperator(self.mesh, self.eps_corner, self.eps_cell, self.D, self.c,
                                  self.psi_E, boundary=physics.boundary)
@@ -74,9 +82,11 @@ class Problem:
                 lo, hi = -g / 2, g / 2
             else:
                 raise ConfigError("mesh.kmax: a continuum model needs a k-range")
-            return Axis(name, int(n[i if layout != "1x1k" else 1]), lo, hi, True)
+            return Axis(name, int(n[i if layout not in ("1x1k", "1x2k") else i + 1]), lo, hi, True)
 
-        if layout == "1x1k":
+        if layout == "1x2k":
+            self._ky_axis = k_axis("ky", 1)
+        if layout in ("1x1k", "1x2k"):
             if x_range is None:
                 raise ConfigError("mesh.x: a 1x1k run needs x = {n = ..., length = ...}")
             per = self.phys.boundary == "periodic"
@@ -88,37 +98,43 @@ class Problem:
             return (k_axis("k", 0), Axis("x", 2, 0.0, 2.0, True))
         if layout == "0x2k":
             return (k_axis("kx", 0), k_axis("ky", 1))
-        raise ConfigError(f"layout {layout!r}: allowed 1x1k, 0x1k, 0x2k")
+        raise ConfigError(f"layout {layout!r}: allowed 1x1k, 1x2k, 0x1k, 0x2k")
 
     @property
     def c(self) -> float:
-        return {"1x1k": 1.0, "0x1k": -1.0, "0x2k": -self.phys.B}[self.layout]
+        return {"1x1k": 1.0, "1x2k": 1.0, "0x1k": -1.0, "0x2k": -self.phys.B}[self.layout]
 
     def psi_E(self, Q1, Q2, E):
         """Field part of the stream function at coordinates (Q1, Q2)."""
         E = np.atleast_1d(np.asarray(E, float))
-        if self.layout == "1x1k":
+        if self.layout in ("1x1k", "1x2k"):
             return E[0] * Q1
         if self.layout == "0x1k":
             return -E[0] * Q2
         return -E[0] * Q2 + E[1] * Q1
 
     def _band_fields(self, q1, q2):
-        """(ε̃, ε, D, geometry) per selected band at points of shape q1.shape."""
+        """(ε̃, ε, D, geometry) at points of shape q1.shape, last axis = dof (k_y-major, band)."""
         ph = self.phys
+        B = ph.B if self.layout == "0x2k" else 0.0
         if self.layout == "1x1k":
             H, dH = self.model.evaluate(q1[..., None], q2[..., None])
+            g = band_geometry(H, dH, n_x=1)
+        elif self.layout == "1x2k":
+            ky = np.broadcast_to(self.ky, q1.shape + self.ky.shape)
+            k = np.stack([np.broadcast_to(q2[..., None], ky.shape), ky], axis=-1)
+            H, dH = self.model.evaluate(np.broadcast_to(q1[..., None, None], ky.shape + (1,)), k)
             g = band_geometry(H, dH, n_x=1)
         else:
             k = q1[..., None] if self.layout == "0x1k" else np.stack([q1, q2], axis=-1)
             g = band_geometry(self.model.hamiltonian(k), self.model.dh_dk(k), n_x=0)
         eps_t, eps, D = [], [], []
         for b in self.bands:
-            eps_t.append(corrected_energy(g, b, ph.terms, B=ph.B if self.layout == "0x2k" else 0.0))
+            eps_t.append(corrected_energy(g, b, ph.terms, B=B))
             eps.append(g.energy[..., b])
-            kk, kx, xx = curvature_blocks(g, b, ph.terms)
-            D.append(phase_space_density(kk, kx, xx, B=ph.B if self.layout == "0x2k" else 0.0))
-        return np.stack(eps_t, -1), np.stack(eps, -1), np.stack(D, -1), g
+            D.append(phase_space_density(*curvature_blocks(g, b, ph.terms), B=B))
+        fold = lambda arrs: np.stack(arrs, -1).reshape(q1.shape + (-1,))  # noqa: E731
+        return fold(eps_t), fold(eps), fold(D), g
 
     def _evaluate_fields(self):
         m, ph = self.mesh, self.phys
@@ -126,6 +142,13 @@ class Problem:
         self.eps_cell, self.eps_bare, self.D, g = self._band_fields(Q1, Q2)
         if self.layout == "0x2k":
             self.curv_z = np.stack([g.curvature[..., b, 0, 1] for b in self.bands], -1)
+        if self.layout == "1x2k":  # blocks entering the transverse velocity D ẏ (physics.md §5.2)
+            terms, nx = ph.terms, 1
+            pick = lambda a, b: np.stack([g.curvature[..., n, a, b] for n in self.bands],  # noqa
+                                         -1).reshape(Q1.shape + (-1,))
+            zero = np.zeros(self.D.shape)
+            self.curv_kykx_x = pick(nx + 1, 0) if "berry_kx" in terms else zero  # Ω_{k_y x}
+            self.curv_kxky = pick(nx, nx + 1) if "berry_kk" in terms else zero  # Ω_{k_x k_y}
         C1, C2 = m.corner_points()
         a1 = m.axes[0]
         if not a1.periodic:  # corners outside [lo, hi] do not occur; clip for safety
@@ -144,6 +167,36 @@ class Problem:
         self.mesh.set_local(v, values)
         return v
 
+    def local_equilibrium(self, f) -> np.ndarray:
+        """f_loc for the distribution f (n2, n1l, dof): fixed μ, or the number-conserving
+        μ(x) (per owned x column in 1x1k/1x2k, global otherwise) with Σ D f_loc = Σ D f."""
+        ph = self.phys
+        if not ph.number_conserving:
+            return self.f_loc
+        from mpi4py import MPI
+
+        relax = self.eps_cell if "relax_to_corrected_energy" in ph.terms else self.eps_bare
+        column = self.layout in ("1x1k", "1x2k")
+        axes = (0, 2) if column else None
+        target = (self.D * f).sum(axis=axes)
+        comm = self.mesh.comm.tompi4py()
+        if not column:
+            target = comm.allreduce(float(target), op=MPI.SUM)
+        mu = np.full(np.shape(target), ph.mu, float)
+        for _ in range(60):  # Newton on Σ D f_FD((ε − μ)/kT) = target, vectorized over columns
+            m = mu if not column else mu[None, :, None]
+            fl = fermi((relax - m) / ph.kT)
+            g = (self.D * fl).sum(axis=axes)
+            dg = (self.D * fl * (1 - fl)).sum(axis=axes) / ph.kT
+            if not column:
+                g, dg = comm.allreduce(float(g), op=MPI.SUM), comm.allreduce(float(dg), op=MPI.SUM)
+            step = (g - target) / np.maximum(dg, 1e-300)
+            mu = mu - np.clip(step, -5 * ph.kT, 5 * ph.kT)
+            if np.all(np.abs(step) <= 1e-15 * ph.kT):
+                break
+        m = mu if not column else mu[None, :, None]
+        return fermi((relax - m) / ph.kT)
+
     def f_boundary(self, mu):
         return fermi((self.eps_cell - mu) / self.phys.kT)
 
@@ -152,6 +205,8 @@ class Problem:
         a1, a2 = self.mesh.axes
         if self.layout == "1x1k":
             return a2.h / TWO_PI
+        if self.layout == "1x2k":
+            return a2.h * self._ky_axis.h / TWO_PI**2
         if self.layout == "0x1k":
             return a1.h / TWO_PI / a2.n
         return a1.h * a2.h / TWO_PI**2

@@ -36,18 +36,19 @@ def build_problem(run: SolverRun, comm=None) -> Problem:
     model = build_model(run.model, run.path.parent)
     dim = model.dim
     if run.x_n is not None:
-        if dim != 1:
-            raise ConfigError(f"mesh.x: x-textures are solved for 1D models (1x1k); model "
-                              f"{model.name!r} has dim = {dim}")
-        layout = "1x1k"
+        if dim not in (1, 2):
+            raise ConfigError(f"mesh.x: x-textures are solved for 1D (1x1k) and 2D (1x2k, texture "
+                              f"along x, k_y folded) models; model {model.name!r} has dim = {dim}")
+        layout = "1x1k" if dim == 1 else "1x2k"
         from kinetic.models.texture import rice_mele_ring, texture
 
         if run.builtin == "rice_mele_ring":
-            args = {"L": run.x_length, **run.builtin_args}
-            pm = rice_mele_ring(**args)
+            if dim != 1:
+                raise ConfigError("texture.builtin = 'rice_mele_ring' is a 1D texture")
+            pm = rice_mele_ring(**{"L": run.x_length, **run.builtin_args})
         else:
             pm = texture(model, run.texture, dim_x=1) if run.texture else texture(model, {}, 1)
-        n = (run.x_n, run.k[0])
+        n = (run.x_n,) + tuple(run.k)
     else:
         if run.texture or run.builtin:
             raise ConfigError("[texture] needs mesh.x = { n = ..., length = ... }")
@@ -69,7 +70,8 @@ def build_problem(run: SolverRun, comm=None) -> Problem:
         mu=run.mu_eV, kT=units.kelvin_to_ev(run.temperature_K), tau=units.fs_to_internal(run.tau_fs),
         E=tuple(units.field_to_internal(e) for e in E), B=units.tesla_to_internal(run.magnetic_field_T),
         terms=frozenset(run.terms if run.terms is not None else DEFAULT_TERMS), bands=run.bands,
-        boundary=run.boundary, mu_left=mu_l, mu_right=run.mu_right_eV)
+        boundary=run.boundary, mu_left=mu_l, mu_right=run.mu_right_eV,
+        number_conserving=run.number_conserving)
     k_range = None
     if getattr(model, "reciprocal", None) is None:
         if run.kmax is None:
@@ -77,6 +79,20 @@ def build_problem(run: SolverRun, comm=None) -> Problem:
         k_range = ((-run.kmax, run.kmax),) * dim
     x_range = (0.0, run.x_length) if layout == "1x1k" else None
     return Problem(layout, pm, n, ph, x_range=x_range, k_range=k_range, comm=comm)
+
+
+def field_of_time(run: SolverRun, E):
+    """E(t) (internal units, t in ħ/eV) from physics.field_time: static, step or ac."""
+    ft = run.field_time
+    E = tuple(E)
+    zero = (0.0,) * len(E)
+    if ft["kind"] == "step":
+        t_on = units.fs_to_internal(ft["t_on"])
+        return lambda t: E if t > t_on else zero
+    if ft["kind"] == "ac":
+        w = ft["omega"] * units.TIME_FS  # rad/fs -> rad per ħ/eV
+        return lambda t: tuple(e * np.cos(w * t) for e in E)
+    return lambda t: E
 
 
 def observables(p: Problem, tr: Transport, f) -> dict:
@@ -88,12 +104,19 @@ def observables(p: Problem, tr: Transport, f) -> dict:
     n_loc = density(p, f)
     jN_loc = number_current(tr, f)
     out = {}
-    if p.layout == "1x1k":
-        out["x_fields"] = {"n": p.mesh.gather_x(n_loc), "j": p.mesh.gather_x(-jN_loc)}
+    if p.layout in ("1x1k", "1x2k"):
+        xf = {"n": p.mesh.gather_x(n_loc)}
+        jx = -np.asarray(jN_loc)
+        if p.layout == "1x1k":
+            xf["j"] = p.mesh.gather_x(jx)
+        else:
+            xf["j"], xf["j_y"] = p.mesh.gather_x(jx[:, 0]), p.mesh.gather_x(jx[:, 1])
+        out["x_fields"] = xf
         L = p.mesh.axes[0].hi - p.mesh.axes[0].lo
-        out["particles_per_cell_length"] = {"value": total(p, n_loc), "unit": "1 (number)"}
-        out["mean_density"] = {"value": total(p, n_loc) / L * nfac, "unit": nunit}
-        out["mean_current"] = {"value": -total(p, jN_loc) / L * jfac, "unit": junit}
+        out["particles_per_cell_length"] = {"value": float(total(p, n_loc)), "unit": "1 (number)"}
+        out["mean_density"] = {"value": float(total(p, n_loc)) / L * nfac, "unit": nunit}
+        jm = -np.atleast_1d(total(p, jN_loc)) / L * jfac
+        out["mean_current"] = {"value": jm.tolist() if jm.size > 1 else float(jm[0]), "unit": junit}
     else:
         out["density"] = {"value": float(total(p, n_loc)) * nfac, "unit": nunit}
         j = -np.atleast_1d(total(p, jN_loc)) * jfac
@@ -110,6 +133,11 @@ def _atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _vtk_unit(unit: str) -> str:
+    """A unit as a VTK-safe name suffix: 1/m -> per_m, 1/m^2 -> per_m2, A/m -> A_per_m."""
+    return unit.replace("1/", "per_").replace("/", "_per_").replace("^", "")
 
 
 def write_vtk(path: Path, x_A: np.ndarray, fields: dict) -> None:
@@ -146,6 +174,8 @@ def run(path, out=None, say=print) -> dict:
         f"{time.perf_counter() - t0:.2f} s")
     series = []
     if cfg.mode == "steady":
+        if cfg.field_time["kind"] != "static":
+            raise ConfigError("physics.field_time: a time-dependent field needs solver.mode = \"transient\"")
         f, info = tr.steady()
     else:
         t_end = units.fs_to_internal(cfg.t_end_fs)
@@ -163,7 +193,8 @@ def run(path, out=None, say=print) -> dict:
                     f", elapsed {el:.1f} s, ETA {eta:.1f} s")
 
         dt = units.fs_to_internal(cfg.dt_fs) if cfg.dt_fs else None
-        f, info = tr.transient(f, t_end, ts_type=cfg.ts_type, monitor=monitor, dt=dt)
+        f, info = tr.transient(f, t_end, field=field_of_time(cfg, p.phys.E), ts_type=cfg.ts_type,
+                               monitor=monitor, dt=dt)
     obs = observables(p, tr, f)
     fgrid = p.mesh.gather(f)
     summary = {
@@ -179,12 +210,19 @@ def run(path, out=None, say=print) -> dict:
         unit_map = {"f": "occupation (N_q2, N_q1, bands)", f"q1_{a1.name}": "A" if a1.name == "x" else "1/A",
                     f"q2_{a2.name}": "A" if a2.name == "x" else "1/A"}
         if "x_fields" in obs:
-            nfac = units.density_si(1)[0]
-            fields["n"] = obs["x_fields"]["n"] * nfac
-            fields["j"] = obs["x_fields"]["j"] * units.E2_HBAR
-            unit_map.update(n="1/m", j="A")
+            d = 1 if p.layout == "1x1k" else 2
+            nfac, nunit = units.density_si(d)
+            jfac, junit = units.E2_HBAR * units.ANGSTROM ** (1 - d), {1: "A", 2: "A/m"}[d]
+            xf = obs["x_fields"]
+            fields["n"] = xf["n"] * nfac
+            unit_map["n"] = nunit
+            for key in ("j", "j_y"):
+                if key in xf:
+                    fields[key] = xf[key] * jfac
+                    unit_map[key] = junit
             write_vtk(outdir / "fields.vtk", a1.centres(0, a1.n),
-                      {"n_per_m": fields["n"], "j_A": fields["j"]})
+                      {f"{k}_{_vtk_unit(unit_map[k])}": fields[k]
+                       for k in ("n", "j", "j_y") if k in fields})
         buf = io.BytesIO()
         np.savez(buf, units=np.array(json.dumps(unit_map)), **fields)
         _atomic(outdir / "fields.npz", buf.getvalue())

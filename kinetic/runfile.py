@@ -36,6 +36,8 @@ class SolverRun:
     mu_left_eV: float | None = None
     mu_right_eV: float | None = None
     electric_field: tuple = ()  # V/m
+    field_time: dict = field(default_factory=lambda: {"kind": "static"})
+    number_conserving: bool = False
     magnetic_field_T: float = 0.0
     terms: tuple | None = None
     bands: tuple | None = None
@@ -98,7 +100,8 @@ def load_solver_run(path) -> SolverRun:
 
     ph = data.get("physics", {})
     _unknown(ph, {"temperature", "tau", "mu", "mu_left", "mu_right", "electric_field",
-                  "magnetic_field", "terms", "bands"}, "[physics]")
+                  "field_time", "magnetic_field", "terms", "bands", "number_conserving"},
+             "[physics]")
     if "mu" not in ph:
         raise ConfigError("[physics]: missing mu (eV)")
     E = ph.get("electric_field", [])
@@ -106,6 +109,24 @@ def load_solver_run(path) -> SolverRun:
     if not isinstance(E, list):
         raise ConfigError(f"physics.electric_field = {E!r}: expected V/m, one value per k axis")
     E = tuple(_number(v, f"physics.electric_field[{i}]") for i, v in enumerate(E))
+    ft = ph.get("field_time", {"kind": "static"})
+    if not isinstance(ft, dict):
+        raise ConfigError(f"physics.field_time = {ft!r}: expected {{ kind = \"static\" | \"step\" | \"ac\", ... }}")
+    _unknown(ft, {"kind", "t_on", "omega"}, "physics.field_time")
+    kind = ft.get("kind", "static")
+    if kind not in ("static", "step", "ac"):
+        raise ConfigError(f"physics.field_time.kind = {kind!r}: allowed static, step (E for t > t_on fs), "
+                          "ac (E cos(omega t), omega in rad/fs)")
+    field_time = {"kind": kind}
+    if kind == "step":
+        field_time["t_on"] = _number(ft.get("t_on", 0.0), "physics.field_time.t_on", nonneg=True)
+    if kind == "ac":
+        if "omega" not in ft:
+            raise ConfigError("physics.field_time: kind = \"ac\" needs omega (rad/fs)")
+        field_time["omega"] = _number(ft["omega"], "physics.field_time.omega", positive=True)
+    nc = ph.get("number_conserving", False)
+    if not isinstance(nc, bool):
+        raise ConfigError(f"physics.number_conserving = {nc!r}: expected true or false")
     terms = ph.get("terms")
     if terms is not None and (not isinstance(terms, list) or not all(isinstance(t, str) for t in terms)):
         raise ConfigError(f"physics.terms = {terms!r}: expected a list of term names")
@@ -141,7 +162,7 @@ def load_solver_run(path) -> SolverRun:
         mu_eV=_number(ph["mu"], "physics.mu"),
         mu_left_eV=_number(ph["mu_left"], "physics.mu_left") if "mu_left" in ph else None,
         mu_right_eV=_number(ph["mu_right"], "physics.mu_right") if "mu_right" in ph else None,
-        electric_field=E,
+        electric_field=E, field_time=field_time, number_conserving=nc,
         magnetic_field_T=_number(ph.get("magnetic_field", 0.0), "physics.magnetic_field"),
         terms=tuple(terms) if terms is not None else None,
         bands=tuple(bands) if bands is not None else None,

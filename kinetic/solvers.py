@@ -46,6 +46,13 @@ class Transport:
         n1l, n2 = self.m.local_shape
         o1, o2 = self.o1, self.o2
         F1, F2 = self.p.op.face_fluxes(E)
+        ph = self.p.phys
+        if ph.boundary == "reservoir" and (self.p.op.left_edge or self.p.op.right_edge):
+            g = g.copy()  # reservoirs: ghost cells carry f_FD(μ_L,R) of the boundary cells
+            if self.p.op.left_edge:
+                g[o2:o2 + n2, o1 - 1] = self.p.f_boundary(ph.mu_left)[:, 0]
+            if self.p.op.right_edge:
+                g[o2:o2 + n2, o1 + n1l] = self.p.f_boundary(ph.mu_right)[:, -1]
         left, right = g[o2:o2 + n2, o1 - 1:o1 + n1l], g[o2:o2 + n2, o1:o1 + n1l + 1]
         below, above = g[o2 - 1:o2 + n2, o1:o1 + n1l], g[o2:o2 + n2 + 1, o1:o1 + n1l]
         return (np.maximum(F1, 0.0) * left + np.minimum(F1, 0.0) * right,
@@ -79,7 +86,7 @@ class Transport:
         return P1[:, 1:] - P1[:, :-1] + P2[1:] - P2[:-1]
 
     def source(self, E) -> np.ndarray:
-        """Reservoir inflow (n2, n1l, nb): −min(F_out, 0) f_FD(μ_L,R) on boundary cells."""
+        """Reservoir inflow for the assembled matrix (n2, n1l, nb): −min(F_out, 0) f_FD(μ_L,R)."""
         p, ph = self.p, self.p.phys
         if ph.boundary != "reservoir":
             return np.zeros(self.AD.shape)
@@ -98,6 +105,12 @@ class Transport:
         from petsc4py import PETSc
 
         p, ph = self.p, self.p.phys
+        if ph.number_conserving:
+            from kinetic.errors import ConfigError
+
+            raise ConfigError("physics.number_conserving = true makes the collision term "
+                              "nonlinear and fixes the particle number by the initial state: "
+                              "use solver.mode = \"transient\" (relax to the steady state in time)")
         E = ph.E if E is None else E
         coll = self.AD / ph.tau
         A = p.op.matrix(E, coll)
@@ -148,19 +161,20 @@ class Transport:
         p, ph = self.p, self.p.phys
         field = field or constant_field(ph.E)
         inv_AD = 1.0 / self.AD
-        floc = p.f_loc
         m = self.m
         imex = ts_type == "arkimex"
 
-        def advection(ts, t, u, F):
+        def advection(ts, t, u, F):  # reservoir inflow enters through the ghost cells
             E = field(t)
-            rhs = (-self.flux_divergence(u, E) + self.source(E)) * inv_AD
+            rhs = -self.flux_divergence(u, E) * inv_AD
             if not imex:
-                rhs -= (m.local_view(u) - floc) / ph.tau
+                f = m.local_view(u)
+                rhs -= (f - p.local_equilibrium(f)) / ph.tau
             m.set_local(F, rhs)
 
         def ifunction(ts, t, u, udot, F):
-            m.set_local(F, m.local_view(udot) + (m.local_view(u) - floc) / ph.tau)
+            f = m.local_view(u)
+            m.set_local(F, m.local_view(udot) + (f - p.local_equilibrium(f)) / ph.tau)
 
         def ijacobian(ts, t, u, udot, shift, J, P):
             P.zeroEntries()

@@ -69,3 +69,34 @@ def test_transient_parallel_equals_serial(layout, ts_type):
         return f
 
     compare(layout, run)
+
+
+def build_more(kind, comm):
+    from petsc4py import PETSc
+
+    from kinetic.models.texture import landau_shift
+
+    comm = PETSc.COMM_SELF if comm == "self" else PETSc.COMM_WORLD
+    if kind == "1x2k":
+        ph = Physics(mu=0.3, kT=0.1, tau=6.0, E=(0.01,))
+        pm = landau_shift(get_model("qwz", M=1.0), 2 * np.pi / 8)
+        return Problem("1x2k", pm, (8, 16, 12), ph, x_range=(0.0, 8.0), comm=comm)
+    ph = Physics(mu=0.2, kT=0.1, tau=2.0, E=(0.05,), number_conserving=True)
+    return Problem("1x1k", rice_mele_ring(16), (16, 32), ph, x_range=(0.0, 16.0), comm=comm)
+
+
+@pytest.mark.mpi(min_size=2)
+@pytest.mark.parametrize("kind", ["1x2k", "number_conserving"])
+def test_more_paths_parallel_equals_serial(kind, monkeypatch):
+    import test_solver_mpi as mod
+
+    monkeypatch.setattr(mod, "build", lambda layout, comm: build_more(kind, comm))
+
+    def run(tr, p):
+        if kind == "1x2k":
+            return tr.steady()[0]
+        f = p.field(p.f_loc * 0.9)
+        tr.transient(f, 2.0, ts_type="ssp", dt=0.01)
+        return f
+
+    compare(kind, run)
