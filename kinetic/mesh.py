@@ -56,15 +56,15 @@ class PhaseMesh:
         comm = comm or PETSc.COMM_WORLD
         size = comm.getSize()
         a1, a2 = axes
-        if a1.n < size:
+        if a1.n < size * stencil:
             raise ConfigError(f"mesh: {a1.name} has {a1.n} cells but the run uses {size} ranks; "
-                              f"the mesh is split along {a1.name}, so give at least {size} cells "
-                              "or run on fewer ranks")
+                              f"the mesh is split along {a1.name} and needs ≥ {stencil} cells per "
+                              f"rank: give at least {size * stencil} cells or run on fewer ranks")
         if min(a1.n, a2.n) < 1 or a2.n < 2 * stencil:
             raise ConfigError(f"mesh: {a2.name} needs at least {2 * stencil} cells")
         bt = PETSc.DM.BoundaryType
         self.da = PETSc.DMDA().create(
-            [a1.n, a2.n], dof=nb, stencil_width=stencil if a1.n >= size * stencil else 0,
+            [a1.n, a2.n], dof=nb, stencil_width=stencil,
             boundary_type=[bt.PERIODIC if a.periodic else bt.GHOSTED for a in axes],
             proc_sizes=[size, 1], stencil_type=PETSc.DMDA.StencilType.STAR, comm=comm)
         self.da.setUp()

@@ -39,6 +39,7 @@ class Physics:
     mu_right: float | None = None
     well_balanced: bool = True
     number_conserving: bool = False  # relax to f_FD(ε̃ − μ(x, t)) with μ fixed by local density
+    reconstruction: str = "upwind"  # "upwind" (first order) | "muscl" (van Leer limited)
 
 
 class Problem:
@@ -62,7 +63,11 @@ class Problem:
             self.ky = ky_axis.centres(0, ky_axis.n)
             nfold = ky_axis.n
         self.nfold = nfold
-        self.mesh = PhaseMesh(layout, axes, nfold * len(self.bands), comm=comm)
+        if physics.reconstruction not in ("upwind", "muscl"):
+            raise ConfigError(f"solver.reconstruction = {physics.reconstruction!r}: allowed "
+                              "upwind, muscl")
+        self.mesh = PhaseMesh(layout, axes, nfold * len(self.bands), comm=comm,
+                              stencil=2 if physics.reconstruction == "muscl" else 1)
         self._evaluate_fields()
         self.op = StreamOperator(self.mesh, self.eps_corner, self.eps_cell, self.D, self.c,
                                  self.psi_E, boundary=physics.boundary)
@@ -95,7 +100,7 @@ class Problem:
                                   "wall, reservoir")
             return (Axis("x", int(n[0]), x_range[0], x_range[1], per), k_axis("k", 0))
         if layout == "0x1k":
-            return (k_axis("k", 0), Axis("x", 2, 0.0, 2.0, True))
+            return (k_axis("k", 0), Axis("x", 4, 0.0, 4.0, True))
         if layout == "0x2k":
             return (k_axis("kx", 0), k_axis("ky", 1))
         raise ConfigError(f"layout {layout!r}: allowed 1x1k, 1x2k, 0x1k, 0x2k")

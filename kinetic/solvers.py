@@ -34,51 +34,96 @@ class Transport:
         self.gshape = (ge2 - gs2, ge1 - gs1, m.nb)
         self.o1, self.o2 = m.s1 - gs1, m.s2 - gs2  # owned offset inside the ghosted block
         self._src_cache = {}
+        self.damping = 0.3  # MUSCL steady: pseudo-time A D/Δt added to the correction operator, Δt = τ/damping
 
     # ------------------------------------------------------------------ matrix-free pieces
     def _ghosted(self, fvec):
         self.m.da.globalToLocal(fvec, self.local)
         return self.local.getArray(readonly=True).reshape(self.gshape)
 
-    def upwind_face_fluxes(self, fvec, E):
-        """Upwind fluxes F f_up through q1-faces (n2, n1l+1, nb) and q2-faces (n2+1, n1l, nb)."""
+    def _ghost_values(self, fvec) -> np.ndarray:
+        """Ghosted cell values; non-periodic x edges get reservoir values f_FD(μ_L,R) or, for
+        walls, the boundary cell's own value (zero gradient for the reconstruction)."""
         g = self._ghosted(fvec)
+        op, ph = self.p.op, self.p.phys
+        if not (op.left_edge or op.right_edge):
+            return g
+        g = g.copy()
+        n1l, n2 = self.m.local_shape
+        o1, o2, w = self.o1, self.o2, self.o1  # ghost width along q1
+        rows = slice(o2, o2 + n2)
+        if op.left_edge:
+            edge = (self.p.f_boundary(ph.mu_left)[:, 0] if ph.boundary == "reservoir"
+                    else g[rows, o1])
+            g[rows, o1 - w:o1] = edge[:, None, :]
+        if op.right_edge:
+            edge = (self.p.f_boundary(ph.mu_right)[:, -1] if ph.boundary == "reservoir"
+                    else g[rows, o1 + n1l - 1])
+            g[rows, o1 + n1l:o1 + n1l + w] = edge[:, None, :]
+        return g
+
+    @staticmethod
+    def _van_leer(dm, dp):
+        """Limited slope (van Leer): 2 dm dp/(dm + dp) where dm dp > 0, else 0."""
+        prod = dm * dp
+        return np.where(prod > 0, 2 * prod / np.where(prod > 0, dm + dp, 1.0), 0.0)
+
+    def scheme_face_fluxes(self, g, E, muscl=None):
+        """Fluxes F f_face through q1-faces (n2, n1l+1, nb) and q2-faces (n2+1, n1l, nb) of a
+        ghosted field g: first-order upwind, or MUSCL with the van Leer limiter (default: the
+        physics' reconstruction)."""
         n1l, n2 = self.m.local_shape
         o1, o2 = self.o1, self.o2
         F1, F2 = self.p.op.face_fluxes(E)
-        ph = self.p.phys
-        if ph.boundary == "reservoir" and (self.p.op.left_edge or self.p.op.right_edge):
-            g = g.copy()  # reservoirs: ghost cells carry f_FD(μ_L,R) of the boundary cells
-            if self.p.op.left_edge:
-                g[o2:o2 + n2, o1 - 1] = self.p.f_boundary(ph.mu_left)[:, 0]
-            if self.p.op.right_edge:
-                g[o2:o2 + n2, o1 + n1l] = self.p.f_boundary(ph.mu_right)[:, -1]
-        left, right = g[o2:o2 + n2, o1 - 1:o1 + n1l], g[o2:o2 + n2, o1:o1 + n1l + 1]
-        below, above = g[o2 - 1:o2 + n2, o1:o1 + n1l], g[o2:o2 + n2 + 1, o1:o1 + n1l]
+        rows, cols = slice(o2, o2 + n2), slice(o1, o1 + n1l)
+        if muscl is None:
+            muscl = self.p.phys.reconstruction == "muscl"
+        if muscl:
+            c1 = g[rows, o1 - 2:o1 + n1l + 2]  # cells −2 .. n1l+1 along q1
+            s1 = self._van_leer(c1[:, 1:-1] - c1[:, :-2], c1[:, 2:] - c1[:, 1:-1])  # cells −1..n1l
+            left = c1[:, 1:-2] + 0.5 * s1[:, :-1]  # face a: from cell a−1
+            right = c1[:, 2:-1] - 0.5 * s1[:, 1:]  # face a: from cell a
+            c2 = g[o2 - 2:o2 + n2 + 2, cols]
+            s2 = self._van_leer(c2[1:-1] - c2[:-2], c2[2:] - c2[1:-1])
+            below = c2[1:-2] + 0.5 * s2[:-1]
+            above = c2[2:-1] - 0.5 * s2[1:]
+        else:
+            left, right = g[rows, o1 - 1:o1 + n1l], g[rows, o1:o1 + n1l + 1]
+            below, above = g[o2 - 1:o2 + n2, cols], g[o2:o2 + n2 + 1, cols]
         return (np.maximum(F1, 0.0) * left + np.minimum(F1, 0.0) * right,
                 np.maximum(F2, 0.0) * below + np.minimum(F2, 0.0) * above)
 
-    def _correction(self, E):
-        """Well-balanced face correction: exact minus upwind flux of f_ref (cached per E)."""
+    def upwind_face_fluxes(self, fvec, E):
+        """The scheme's fluxes of f itself (no well-balanced correction)."""
+        return self.scheme_face_fluxes(self._ghost_values(fvec), E)
+
+    def _reference(self, E):
+        """(ghosted f_ref, exact face fluxes X1, X2 of f_ref) for the well-balanced scheme."""
         key = tuple(np.atleast_1d(E))
-        if key not in self._src_cache:
+        if "ref" not in self._src_cache:
             p, ph = self.p, self.p.phys
             ref = p.field(p.op.reference(ph.mu, ph.kT))
-            U1, U2 = self.upwind_face_fluxes(ref, E)
+            self._src_cache["ref"] = self._ghost_values(ref).copy()
             ref.destroy()
-            X1, X2 = p.op.exact_reference_fluxes(E, ph.mu, ph.kT)
+        if key not in self._src_cache:
+            ph = self.p.phys
             if len(self._src_cache) > 64:
-                self._src_cache.clear()
-            self._src_cache[key] = (X1 - U1, X2 - U2)
-        return self._src_cache[key]
+                self._src_cache = {"ref": self._src_cache["ref"]}
+            self._src_cache[key] = self.p.op.exact_reference_fluxes(E, ph.mu, ph.kT)
+        return self._src_cache["ref"], self._src_cache[key]
+
+    def _well_balanced(self) -> bool:
+        return self.p.phys.well_balanced and self.p.phys.boundary != "reservoir"
 
     def face_fluxes(self, fvec, E):
-        """The scheme's phase-space fluxes of f through q1- and q2-faces (conservative)."""
-        P1, P2 = self.upwind_face_fluxes(fvec, E)
-        if self.p.phys.well_balanced and self.p.phys.boundary != "reservoir":
-            C1, C2 = self._correction(E)
-            P1, P2 = P1 + C1, P2 + C2
-        return P1, P2
+        """The scheme's phase-space fluxes of f through q1- and q2-faces (conservative):
+        scheme(f − f_ref) + exact(f_ref) when well-balanced, else scheme(f)."""
+        g = self._ghost_values(fvec)
+        if not self._well_balanced():
+            return self.scheme_face_fluxes(g, E)
+        gref, (X1, X2) = self._reference(E)
+        P1, P2 = self.scheme_face_fluxes(g - gref, E)
+        return P1 + X1, P2 + X2
 
     def flux_divergence(self, fvec, E) -> np.ndarray:
         """Σ_faces F_out f_face for every owned cell, (n2, n1l, nb), including corrections."""
@@ -93,11 +138,13 @@ class Transport:
         return p.op.boundary_inflow(E, p.f_boundary(ph.mu_left), p.f_boundary(ph.mu_right))
 
     def wb_source(self, E) -> np.ndarray:
-        """The well-balanced correction as a source for the assembled (pure upwind) matrix."""
-        if not self.p.phys.well_balanced or self.p.phys.boundary == "reservoir":
+        """The well-balanced correction as a source for the assembled first-order upwind
+        matrix M: s = M f_ref − Σ_faces X(f_ref), so that M f − s = upwind(f − f_ref) + X."""
+        if not self._well_balanced():
             return np.zeros(self.AD.shape)
-        C1, C2 = self._correction(E)
-        return -(C1[:, 1:] - C1[:, :-1] + C2[1:] - C2[:-1])
+        gref, (X1, X2) = self._reference(E)
+        U1, U2 = self.scheme_face_fluxes(gref, E, muscl=False)
+        return (U1[:, 1:] - U1[:, :-1] + U2[1:] - U2[:-1]) - (X1[:, 1:] - X1[:, :-1] + X2[1:] - X2[:-1])
 
     # ------------------------------------------------------------------ steady state
     def steady(self, E=None, f_guess=None, prefix="steady_"):
@@ -129,14 +176,64 @@ class Transport:
                 "iterations": ksp.getIterationNumber(),
                 "residual": ksp.getResidualNorm(),
                 "converged_reason": int(ksp.getConvergedReason())}
-        for obj in (ksp, A, b):
-            obj.destroy()
+        ksp.destroy()
+        b.destroy()
         if info["converged_reason"] < 0:
+            A.destroy()
             from kinetic.errors import KineticError
 
             raise KineticError(f"steady solve did not converge (KSP reason "
                                f"{info['converged_reason']} after {info['iterations']} iterations);"
                                " try -steady_ksp_type preonly -steady_pc_type lu, or more -steady_ksp_max_it")
+        if ph.reconstruction == "muscl":
+            # damped defect correction: P = first-order operator + A D/Δt (pseudo time Δt = τ)
+            p.op.matrix(E, (1 + self.damping) * coll, mat=A)
+            x, info = self._steady_muscl(E, x, A, prefix, info)
+        A.destroy()
+        return x, info
+
+    def residual(self, fvec, E) -> np.ndarray:
+        """Steady residual Σ F_out f_face + A D (f − f_loc)/τ of the (possibly MUSCL) scheme."""
+        f = self.m.local_view(fvec)
+        return self.flux_divergence(fvec, E) + self.AD * (f - self.p.f_loc) / self.p.phys.tau
+
+    def _steady_muscl(self, E, x, P, prefix, first):
+        """Newton–Krylov on the MUSCL residual: matrix-free Jacobian, preconditioned by the
+        assembled first-order operator P; starts from the first-order solution x."""
+        from petsc4py import PETSc
+
+        snes = PETSc.SNES().create(comm=self.m.comm)
+        snes.setOptionsPrefix(prefix)
+        r = x.duplicate()
+        snes.setFunction(lambda s, u, F: self.m.set_local(F, self.residual(u, E)), r)
+        # defect correction: Newton steps with the damped first-order operator P as the
+        # Jacobian (the limiter is not differentiable, so a matrix-free Jacobian stalls GMRES);
+        # converges linearly. -steady_snes_mf_operator switches to Newton–Krylov.
+        snes.setJacobian(lambda s, u, J, Pm: None, P, P)  # fixed: never recomputed
+        snes.getLineSearch().setType("basic")
+        snes.setTolerances(rtol=1e-10, atol=1e-15, stol=0.0, max_it=500)
+        ksp = snes.getKSP()
+        ksp.setType("gmres")
+        ksp.getPC().setType("asm" if self.m.comm.getSize() > 1 else "ilu")
+        ksp.setTolerances(rtol=1e-4, max_it=200)  # an approximate correction suffices
+        snes.setMaxKSPFailures(10**6)  # an unconverged correction is still a correction
+        snes.setFromOptions()
+        snes.solve(None, x)
+        info = {"solver": f"SNES {snes.getType()} defect correction (MUSCL residual, first-order "
+                          f"operator, PC {ksp.getPC().getType()})",
+                "iterations": snes.getIterationNumber(),
+                "linear_iterations": snes.getLinearSolveIterations(),
+                "residual": snes.getFunctionNorm(),
+                "converged_reason": int(snes.getConvergedReason()),
+                "first_order_iterations": first["iterations"]}
+        for obj in (snes, r):
+            obj.destroy()
+        if info["converged_reason"] < 0:
+            from kinetic.errors import KineticError
+
+            raise KineticError(f"MUSCL steady solve did not converge (SNES reason "
+                               f"{info['converged_reason']}); try -steady_snes_monitor, or "
+                               "solver.reconstruction = \"upwind\"")
         return x, info
 
     # ------------------------------------------------------------------ time evolution

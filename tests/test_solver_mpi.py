@@ -85,6 +85,41 @@ def build_more(kind, comm):
     return Problem("1x1k", rice_mele_ring(16), (16, 32), ph, x_range=(0.0, 16.0), comm=comm)
 
 
+def build_muscl(layout, comm):
+    from petsc4py import PETSc
+
+    comm = PETSc.COMM_SELF if comm == "self" else PETSc.COMM_WORLD
+    if layout == "1x1k":
+        ph = Physics(mu=0.05, kT=0.05, tau=7.0, E=(0.01,), reconstruction="muscl")
+        return Problem("1x1k", rice_mele_ring(24), (24, 40), ph, x_range=(0.0, 24.0), comm=comm)
+    ph = Physics(mu=1.1, kT=0.15, tau=5.0, E=(0.002, -0.001), B=0.05, reconstruction="muscl")
+    return Problem("0x2k", get_model("qwz", M=1.0), (32, 32), ph, comm=comm)
+
+
+@pytest.mark.mpi(min_size=2)
+@pytest.mark.parametrize("mode", ["steady", "ssp"])
+@pytest.mark.parametrize("layout", ["1x1k", "0x2k"])
+def test_muscl_parallel_equals_serial(layout, mode, monkeypatch):
+    import test_solver_mpi as mod
+
+    from petsc4py import PETSc
+
+    monkeypatch.setattr(mod, "build", build_muscl)
+    opts = PETSc.Options()
+    opts["steady_snes_rtol"] = 1e-13  # converge the defect correction below the comparison
+    try:
+        def run(tr, p):
+            if mode == "steady":
+                return tr.steady()[0]
+            f = p.field(p.f_loc)
+            tr.transient(f, 2.0, ts_type="ssp", dt=0.01)
+            return f
+
+        compare(layout, run)
+    finally:
+        del opts["steady_snes_rtol"]
+
+
 @pytest.mark.mpi(min_size=2)
 @pytest.mark.parametrize("kind", ["1x2k", "number_conserving"])
 def test_more_paths_parallel_equals_serial(kind, monkeypatch):
