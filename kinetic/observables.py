@@ -19,6 +19,15 @@ def density(problem, fvec) -> np.ndarray:
     return w.sum()
 
 
+def energy_density(problem, fvec) -> np.ndarray:
+    """u = Σ_n ∫[dk] D ε̃ f (eV per Å^d; physics.md §6.3, first-order part): x-field or total."""
+    f = problem.mesh.local_view(fvec)
+    w = problem.D * problem.eps_cell * f * problem.measure()
+    if problem.layout in ("1x1k", "1x2k"):
+        return w.sum(axis=(0, 2))
+    return w.sum()
+
+
 def number_current(transport, fvec, E=None) -> np.ndarray:
     """Number current ∫[dk] D ẋ f: 1x1k (n1l,) x-field; 1x2k (n1l, 2) x-field (j_x, j_y);
     0x1k scalar; 0x2k (2,) vector (local part).

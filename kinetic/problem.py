@@ -29,7 +29,7 @@ class Physics:
 
     mu: float  # eV
     kT: float  # eV
-    tau: float  # ħ/eV
+    tau: object  # ħ/eV: a number, or callable(energy eV, band) -> τ (ħ/eV) for τ(n, ε)
     E: tuple = (0.0,)  # uniform transport field, V/Å, one component per k-dimension
     B: float = 0.0  # out-of-plane field (0x2k), ħ/(eÅ²)
     terms: frozenset = field(default_factory=lambda: frozenset(DEFAULT_TERMS))
@@ -164,6 +164,19 @@ class Problem:
                               "strong for semiclassics (D = 1 + Ω_kx + ... must stay positive)")
         relax = self.eps_cell if "relax_to_corrected_energy" in ph.terms else self.eps_bare
         self.f_loc = fermi((relax - ph.mu) / ph.kT)
+        self.tau = self._relaxation_time()
+
+    def _relaxation_time(self):
+        """τ as a number or per cell and dof (n2, n1l, dof) from τ(ε, band)."""
+        tau = self.phys.tau
+        if not callable(tau):
+            return float(tau)
+        band = np.broadcast_to(np.tile(np.asarray(self.bands), self.nfold), self.eps_bare.shape)
+        out = np.asarray(tau(self.eps_bare, band), float)
+        if out.shape != self.eps_bare.shape or not np.all(np.isfinite(out)) or np.any(out <= 0):
+            raise ConfigError("physics.tau: τ(ε, band) must return positive finite values of the "
+                              "shape of its energy argument")
+        return out
 
     # ------------------------------------------------------------------ helpers
     def field(self, values) -> "object":

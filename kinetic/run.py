@@ -24,7 +24,7 @@ import kinetic
 from kinetic import units
 from kinetic.errors import ConfigError
 from kinetic.models.loader import build_model
-from kinetic.observables import density, number_current, total
+from kinetic.observables import density, energy_density, number_current, total
 from kinetic.problem import Physics, Problem
 from kinetic.runfile import SolverRun, load_solver_run
 from kinetic.semiclassics import DEFAULT_TERMS
@@ -67,11 +67,11 @@ def build_problem(run: SolverRun, comm=None) -> Problem:
                           "model (0x2k); for textures use a Landau-gauge texture")
     mu_l = run.mu_left_eV
     ph = Physics(
-        mu=run.mu_eV, kT=units.kelvin_to_ev(run.temperature_K), tau=units.fs_to_internal(run.tau_fs),
+        mu=run.mu_eV, kT=units.kelvin_to_ev(run.temperature_K), tau=relaxation_time(run, model),
         E=tuple(units.field_to_internal(e) for e in E), B=units.tesla_to_internal(run.magnetic_field_T),
         terms=frozenset(run.terms if run.terms is not None else DEFAULT_TERMS), bands=run.bands,
         boundary=run.boundary, mu_left=mu_l, mu_right=run.mu_right_eV,
-        number_conserving=run.number_conserving)
+        number_conserving=run.number_conserving, reconstruction=run.reconstruction)
     k_range = None
     if getattr(model, "reciprocal", None) is None:
         if run.kmax is None:
@@ -79,6 +79,26 @@ def build_problem(run: SolverRun, comm=None) -> Problem:
         k_range = ((-run.kmax, run.kmax),) * dim
     x_range = (0.0, run.x_length) if layout == "1x1k" else None
     return Problem(layout, pm, n, ph, x_range=x_range, k_range=k_range, comm=comm)
+
+
+def relaxation_time(run: SolverRun, model):
+    """physics.tau -> a number (ħ/eV) or callable(ε eV, band) -> τ (ħ/eV)."""
+    spec = run.tau_fs
+    if isinstance(spec, tuple):
+        if len(spec) != model.nb:
+            raise ConfigError(f"physics.tau = {list(spec)}: give one τ per band ({model.nb} bands)")
+        taus = np.array([units.fs_to_internal(t) for t in spec])
+        return lambda eps, band: taus[band]
+    if isinstance(spec, str):
+        import importlib
+
+        mod_name, func_name = spec.split(":")
+        try:
+            func = getattr(importlib.import_module(mod_name), func_name)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"physics.tau = {spec!r}: cannot load ({exc})") from None
+        return lambda eps, band: units.fs_to_internal(np.asarray(func(eps, band), float))
+    return units.fs_to_internal(spec)
 
 
 def field_of_time(run: SolverRun, E):
@@ -95,32 +115,49 @@ def field_of_time(run: SolverRun, E):
     return lambda t: E
 
 
-def observables(p: Problem, tr: Transport, f) -> dict:
-    """Totals (and 1x1k x-fields) in SI: {name: {"value", "unit"}} plus raw x-fields."""
+def observables(p: Problem, tr: Transport, f, f_eq=None) -> dict:
+    """Totals (and x-fields for textures) in SI: {name: {"value", "unit"}} plus raw x-fields.
+
+    With ``f_eq`` (the E = 0 steady state) the transport current j[E] − j[E = 0] is reported
+    too, removing equilibrium magnetization currents (physics.md §6.2).
+    """
     d = 1 if p.layout in ("1x1k", "0x1k") else 2
     nfac, nunit = units.density_si(d)
+    ufac, uunit = units.E_CHARGE * units.ANGSTROM ** (-d), {1: "J/m", 2: "J/m^2"}[d]
     jfac = units.E2_HBAR * units.ANGSTROM ** (1 - d)  # (e · eV/ħ) per Å^(d-1)
     junit = {1: "A", 2: "A/m"}[d]
-    n_loc = density(p, f)
+    n_loc, u_loc = density(p, f), energy_density(p, f)
     jN_loc = number_current(tr, f)
+    currents = {"current": -np.asarray(jN_loc)}
+    if f_eq is not None:
+        zero = (0.0,) * len(np.atleast_1d(p.phys.E))
+        currents["transport_current"] = currents["current"] + np.asarray(
+            number_current(tr, f_eq, E=zero))
     out = {}
+
+    def value(v):
+        v = np.atleast_1d(v)
+        return v.tolist() if v.size > 1 else float(v[0])
+
     if p.layout in ("1x1k", "1x2k"):
-        xf = {"n": p.mesh.gather_x(n_loc)}
-        jx = -np.asarray(jN_loc)
-        if p.layout == "1x1k":
-            xf["j"] = p.mesh.gather_x(jx)
-        else:
-            xf["j"], xf["j_y"] = p.mesh.gather_x(jx[:, 0]), p.mesh.gather_x(jx[:, 1])
-        out["x_fields"] = xf
         L = p.mesh.axes[0].hi - p.mesh.axes[0].lo
+        xf = {"n": p.mesh.gather_x(n_loc), "u": p.mesh.gather_x(u_loc)}
+        for name, jx in currents.items():
+            key = "j" if name == "current" else "j_transport"
+            if p.layout == "1x1k":
+                xf[key] = p.mesh.gather_x(jx)
+            else:
+                xf[key], xf[key + "_y"] = p.mesh.gather_x(jx[:, 0]), p.mesh.gather_x(jx[:, 1])
+            out["mean_" + name] = {"value": value(total(p, jx) / L * jfac), "unit": junit}
+        out["x_fields"] = xf
         out["particles_per_cell_length"] = {"value": float(total(p, n_loc)), "unit": "1 (number)"}
         out["mean_density"] = {"value": float(total(p, n_loc)) / L * nfac, "unit": nunit}
-        jm = -np.atleast_1d(total(p, jN_loc)) / L * jfac
-        out["mean_current"] = {"value": jm.tolist() if jm.size > 1 else float(jm[0]), "unit": junit}
+        out["mean_energy_density"] = {"value": float(total(p, u_loc)) / L * ufac, "unit": uunit}
     else:
         out["density"] = {"value": float(total(p, n_loc)) * nfac, "unit": nunit}
-        j = -np.atleast_1d(total(p, jN_loc)) * jfac
-        out["current"] = {"value": j.tolist() if j.size > 1 else float(j[0]), "unit": junit}
+        out["energy_density"] = {"value": float(total(p, u_loc)) * ufac, "unit": uunit}
+        for name, j in currents.items():
+            out[name] = {"value": value(total(p, j) * jfac), "unit": junit}
     return out
 
 
@@ -177,7 +214,11 @@ def run(path, out=None, say=print) -> dict:
         if cfg.field_time["kind"] != "static":
             raise ConfigError("physics.field_time: a time-dependent field needs solver.mode = \"transient\"")
         f, info = tr.steady()
+        f_eq = None
+        if any(np.atleast_1d(p.phys.E)):  # E = 0 reference: subtract magnetization currents
+            f_eq, _ = tr.steady(E=(0.0,) * len(np.atleast_1d(p.phys.E)))
     else:
+        f_eq = None
         t_end = units.fs_to_internal(cfg.t_end_fs)
         f = p.field(p.f_loc)
         last = [time.perf_counter()]
@@ -195,7 +236,7 @@ def run(path, out=None, say=print) -> dict:
         dt = units.fs_to_internal(cfg.dt_fs) if cfg.dt_fs else None
         f, info = tr.transient(f, t_end, field=field_of_time(cfg, p.phys.E), ts_type=cfg.ts_type,
                                monitor=monitor, dt=dt)
-    obs = observables(p, tr, f)
+    obs = observables(p, tr, f, f_eq)
     fgrid = p.mesh.gather(f)
     summary = {
         "kinetic": kinetic.__version__, "run_file": str(cfg.path), "run_sha256": cfg.sha256,
@@ -211,18 +252,15 @@ def run(path, out=None, say=print) -> dict:
                     f"q2_{a2.name}": "A" if a2.name == "x" else "1/A"}
         if "x_fields" in obs:
             d = 1 if p.layout == "1x1k" else 2
-            nfac, nunit = units.density_si(d)
-            jfac, junit = units.E2_HBAR * units.ANGSTROM ** (1 - d), {1: "A", 2: "A/m"}[d]
-            xf = obs["x_fields"]
-            fields["n"] = xf["n"] * nfac
-            unit_map["n"] = nunit
-            for key in ("j", "j_y"):
-                if key in xf:
-                    fields[key] = xf[key] * jfac
-                    unit_map[key] = junit
+            facs = {"n": units.density_si(d),
+                    "u": (units.E_CHARGE * units.ANGSTROM ** (-d), {1: "J/m", 2: "J/m^2"}[d])}
+            jf = (units.E2_HBAR * units.ANGSTROM ** (1 - d), {1: "A", 2: "A/m"}[d])
+            for key, vals in obs["x_fields"].items():
+                fac, unit = facs.get(key, jf)
+                fields[key] = vals * fac
+                unit_map[key] = unit
             write_vtk(outdir / "fields.vtk", a1.centres(0, a1.n),
-                      {f"{k}_{_vtk_unit(unit_map[k])}": fields[k]
-                       for k in ("n", "j", "j_y") if k in fields})
+                      {f"{k}_{_vtk_unit(unit_map[k])}": fields[k] for k in obs["x_fields"]})
         buf = io.BytesIO()
         np.savez(buf, units=np.array(json.dumps(unit_map)), **fields)
         _atomic(outdir / "fields.npz", buf.getvalue())

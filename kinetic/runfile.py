@@ -31,7 +31,7 @@ class SolverRun:
     x_length: float | None = None
     boundary: str = "periodic"
     temperature_K: float = 300.0
-    tau_fs: float = 10.0
+    tau_fs: object = 10.0  # fs: a number, a per-band list, or "module:function"(ε eV, band) -> fs
     mu_eV: float = 0.0
     mu_left_eV: float | None = None
     mu_right_eV: float | None = None
@@ -44,8 +44,25 @@ class SolverRun:
     mode: str = "steady"
     t_end_fs: float | None = None
     ts_type: str = "arkimex"
+    reconstruction: str = "upwind"
     dt_fs: float | None = None
     output_dir: Path | None = None
+
+
+def _tau_spec(value):
+    """physics.tau: number (fs), list of numbers (fs, one per band), or "module:function"."""
+    if isinstance(value, str):
+        import re
+
+        if not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", value):
+            raise ConfigError(f"physics.tau = {value!r}: a custom τ is an entry point "
+                              "'package.module:function' taking (energy_eV, band) and returning fs")
+        return value
+    if isinstance(value, list):
+        if not value:
+            raise ConfigError("physics.tau = []: give one τ (fs) per band")
+        return tuple(_number(v, f"physics.tau[{i}]", positive=True) for i, v in enumerate(value))
+    return _number(value, "physics.tau", positive=True)
 
 
 def load_solver_run(path) -> SolverRun:
@@ -138,7 +155,11 @@ def load_solver_run(path) -> SolverRun:
         raise ConfigError("[physics]: reservoir boundaries need mu_left and mu_right (eV)")
 
     sv = data.get("solver", {})
-    _unknown(sv, {"mode", "t_end", "ts_type", "dt"}, "[solver]")
+    _unknown(sv, {"mode", "t_end", "ts_type", "dt", "reconstruction"}, "[solver]")
+    recon = sv.get("reconstruction", "upwind")
+    if recon not in ("upwind", "muscl"):
+        raise ConfigError(f"solver.reconstruction = {recon!r}: allowed upwind (first order), "
+                          "muscl (second order, van Leer limited)")
     mode = sv.get("mode", "steady")
     if mode not in ("steady", "transient"):
         raise ConfigError(f"solver.mode = {mode!r}: allowed steady, transient")
@@ -158,7 +179,7 @@ def load_solver_run(path) -> SolverRun:
         builtin=builtin, builtin_args=builtin_args, k=tuple(k), kmax=kmax, x_n=x_n,
         x_length=x_length, boundary=boundary,
         temperature_K=_number(ph.get("temperature", 300.0), "physics.temperature", positive=True),
-        tau_fs=_number(ph.get("tau", 10.0), "physics.tau", positive=True),
+        tau_fs=_tau_spec(ph.get("tau", 10.0)),
         mu_eV=_number(ph["mu"], "physics.mu"),
         mu_left_eV=_number(ph["mu_left"], "physics.mu_left") if "mu_left" in ph else None,
         mu_right_eV=_number(ph["mu_right"], "physics.mu_right") if "mu_right" in ph else None,
@@ -166,6 +187,6 @@ def load_solver_run(path) -> SolverRun:
         magnetic_field_T=_number(ph.get("magnetic_field", 0.0), "physics.magnetic_field"),
         terms=tuple(terms) if terms is not None else None,
         bands=tuple(bands) if bands is not None else None,
-        mode=mode, t_end_fs=t_end, ts_type=ts_type,
+        mode=mode, t_end_fs=t_end, ts_type=ts_type, reconstruction=recon,
         dt_fs=_number(sv["dt"], "solver.dt", positive=True) if "dt" in sv else None,
         output_dir=outdir)

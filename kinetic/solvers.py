@@ -159,7 +159,7 @@ class Transport:
                               "nonlinear and fixes the particle number by the initial state: "
                               "use solver.mode = \"transient\" (relax to the steady state in time)")
         E = ph.E if E is None else E
-        coll = self.AD / ph.tau
+        coll = self.AD / p.tau
         A = p.op.matrix(E, coll)
         b = p.field(coll * p.f_loc + self.source(E) + self.wb_source(E))
         x = p.field(p.f_loc) if f_guess is None else f_guess.copy()
@@ -195,7 +195,7 @@ class Transport:
     def residual(self, fvec, E) -> np.ndarray:
         """Steady residual Σ F_out f_face + A D (f − f_loc)/τ of the (possibly MUSCL) scheme."""
         f = self.m.local_view(fvec)
-        return self.flux_divergence(fvec, E) + self.AD * (f - self.p.f_loc) / self.p.phys.tau
+        return self.flux_divergence(fvec, E) + self.AD * (f - self.p.f_loc) / self.p.tau
 
     def _steady_muscl(self, E, x, P, prefix, first):
         """Newton–Krylov on the MUSCL residual: matrix-free Jacobian, preconditioned by the
@@ -266,16 +266,19 @@ class Transport:
             rhs = -self.flux_divergence(u, E) * inv_AD
             if not imex:
                 f = m.local_view(u)
-                rhs -= (f - p.local_equilibrium(f)) / ph.tau
+                rhs -= (f - p.local_equilibrium(f)) / p.tau
             m.set_local(F, rhs)
 
         def ifunction(ts, t, u, udot, F):
             f = m.local_view(u)
-            m.set_local(F, m.local_view(udot) + (f - p.local_equilibrium(f)) / ph.tau)
+            m.set_local(F, m.local_view(udot) + (f - p.local_equilibrium(f)) / p.tau)
+
+        inv_tau = p.field(np.broadcast_to(1.0 / p.tau, self.AD.shape))
 
         def ijacobian(ts, t, u, udot, shift, J, P):
             P.zeroEntries()
-            P.shift(shift + 1.0 / ph.tau)
+            P.setDiagonal(inv_tau)
+            P.shift(shift)
             if J != P:
                 J.assemble()
 
@@ -295,7 +298,7 @@ class Transport:
             ts.setIJacobian(ijacobian, J)
         step = 0.9 * self.cfl_dt(field(0.0))
         if not imex:
-            step = min(step, 0.5 * ph.tau)
+            step = min(step, 0.5 * float(np.min(p.tau)) if np.size(p.tau) else step)
         ts.setTimeStep(dt or step)
         ts.setMaxTime(t_end)
         ts.setMaxSteps(10**9)
@@ -308,6 +311,7 @@ class Transport:
         info = {"solver": f"TS {ts.getType()}", "steps": ts.getStepNumber(),
                 "time": ts.getTime(), "converged_reason": int(ts.getConvergedReason())}
         ts.destroy()
+        inv_tau.destroy()
         if imex:
             J.destroy()
         return f0, info

@@ -46,7 +46,7 @@ def test_transient_run_timeseries(tmp_path):
     p.write_text(text)
     assert main(["run", str(p), "--out", str(tmp_path / "b"), "-ts_max_steps", "100000"]) == 0
     lines = (tmp_path / "b" / "timeseries.csv").read_text().splitlines()
-    assert lines[0] == "t_fs,density_1/m,current_A"
+    assert lines[0] == "t_fs,density_1/m,energy_density_J/m,current_A"
     t = np.array([float(r.split(",")[0]) for r in lines[1:]])
     assert t[0] == 0 and t[-1] == pytest.approx(2.0)
     n = np.array([float(r.split(",")[1]) for r in lines[1:]])

@@ -336,3 +336,35 @@ def test_muscl_keeps_equilibrium_exact():
     tr = Transport(p)
     rhs = -tr.flux_divergence(p.field(p.f_loc), p.phys.E)
     assert np.abs(rhs).max() < 1e-14
+
+
+def test_energy_dependent_relaxation_time():
+    """τ(ε): weak-field steady current of a cosine band = ∫dk/2π v² τ(ε) (−f0') E (quadrature)."""
+    mu, kT, E = -0.3, 0.15, 1e-5
+    tau_of = lambda eps, band: 4.0 + 2.0 * np.tanh(eps)  # noqa: E731
+    p = Problem("0x1k", get_model("cosine1d"), (2048,),
+                Physics(mu=mu, kT=kT, tau=tau_of, E=(E,), terms=frozenset()))
+    tr = Transport(p)
+    f, _ = tr.steady()
+    sigma = -total(p, number_current(tr, f)) / E
+    fp = lambda e: 0.25 / kT / np.cosh((e - mu) / (2 * kT)) ** 2  # noqa: E731
+    exact = si.quad(lambda k: (2 * np.sin(k)) ** 2 * tau_of(-2 * np.cos(k), 0) * fp(-2 * np.cos(k)),
+                    -np.pi, np.pi, epsabs=1e-14)[0] / (2 * np.pi)
+    assert sigma == pytest.approx(exact, rel=1e-4)
+
+
+def test_texture_hall_current_and_magnetization_subtraction():
+    """1x2k QWZ mass texture, insulator (C = −1): the equilibrium j_y(x) is a magnetization
+    current (nonzero, zero mean); the transport current j[E] − j[0] has the topological mean
+    j_y = σ_yx E_x = (C/2π) E_x (charge −e, e = ħ = 1)."""
+    L, N, E = 24, 48, 1e-3
+    pm = texture(get_model("qwz", M=1.0), {"M": Sine(mean=1.0, amplitude=0.4, period=L)})
+    ph = Physics(mu=0.0, kT=0.02, tau=10.0, E=(E,), bands=(0,))
+    p = Problem("1x2k", pm, (L, N, N), ph, x_range=(0.0, float(L)))
+    tr = Transport(p)
+    f, _ = tr.steady()
+    f0, _ = tr.steady(E=(0.0,))
+    j_eq = -number_current(tr, f0, E=(0.0,))[:, 1]
+    j_tr = -number_current(tr, f)[:, 1] - j_eq
+    assert np.abs(j_eq).max() > 1e-4 and abs(np.mean(j_eq)) < 1e-12
+    assert np.mean(j_tr) == pytest.approx(-E / (2 * np.pi), rel=1e-6)
