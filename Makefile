@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.kinetic-setup
 OUT     ?= out
 PYTEST  := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: setup test test-serial test-mpi test-slow demo bench info clean
+.PHONY: setup test test-serial test-mpi test-slow demo bench info clean distclean tables sweep-haldane
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh
@@ -45,6 +45,16 @@ demo: $(STAMP)
 	$(MPIEXEC) -n 2 $(KINETIC) run runs/ring_goldstone_wilczek.toml --out $(OUT)/ring_goldstone_wilczek
 	$(MPIEXEC) -n 2 $(KINETIC) run runs/esaki_tsu_bloch.toml --out $(OUT)/esaki_tsu_bloch
 	@echo "demo outputs:"; ls -1 $(OUT) $(OUT)/*/
+
+## μ × T sweep of the Haldane table on $(NP) ranks (SWEEP_FLAGS=--resume continues a killed one)
+sweep-haldane: $(STAMP)
+	@mkdir -p $(OUT)
+	$(MPIEXEC) -n $(NP) $(KINETIC) sweep runs/haldane_table.toml --param mu=-3:3:121 \
+	  --param T=100,300,600,1000 --out $(OUT)/haldane_sweep.csv $(SWEEP_FLAGS)
+
+## every table and run under runs/
+tables: sweep-haldane
+	$(KINETIC) table runs/haldane_table.toml --out $(OUT)/haldane_table.csv
 
 bench: $(STAMP)
 	$(PY) -m bench

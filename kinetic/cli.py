@@ -1,4 +1,4 @@
-"""Command line: ``kinetic info | table | geometry ...`` (also ``python -m kinetic``).
+"""Command line: ``kinetic info | table | sweep | geometry | plot | run`` (also ``python -m kinetic``).
 
 Arguments the subcommand does not know are PETSc options (``-ksp_type gmres -log_view``) and go
 to ``petsc4py.init`` — only in commands that use PETSc. User errors (``KineticError``) print one
@@ -64,6 +64,23 @@ def cmd_plot(args, petsc_args) -> int:
     return 0
 
 
+def cmd_sweep(args, petsc_args) -> int:
+    from kinetic.errors import ConfigError
+
+    bad = [a for a in petsc_args if a.startswith("--")]
+    if bad:  # a mistyped sweep option must not vanish into PETSc's options database
+        raise ConfigError(f"kinetic sweep: unknown option {bad[0]!r} (PETSc options start with one '-')")
+    _init_petsc(petsc_args)
+    from mpi4py import MPI
+
+    from kinetic.sweep import run_sweep
+
+    run_sweep(args.run, args.param, out=args.out, resume=args.resume, quiet=args.quiet,
+              checkpoint_s=args.checkpoint, comm=MPI.COMM_WORLD,
+              command=" ".join(["kinetic"] + sys.argv[1:]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kinetic",
@@ -81,6 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run file (TOML)")
     p.add_argument("--out", help="output CSV (default: <run name>.csv next to the run file)")
     p.set_defaults(func=cmd_table)
+    p = sub.add_parser("sweep", help="response table over a mu/T/tau grid, split over MPI ranks")
+    p.add_argument("run", help="run file (TOML)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=SPEC",
+                   help="replace an axis of [physics]: NAME = mu (eV), T|temperature (K), tau (fs); "
+                        "SPEC = start:stop:num (inclusive) or v1,v2,...; repeatable")
+    p.add_argument("--out", help="output CSV (default: output.table or <run name>.csv)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the points already in --out (same run file) and compute the rest")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--checkpoint", type=float, default=60.0, metavar="SECONDS",
+                   help="write the completed points every SECONDS (0: after every block)")
+    p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("geometry", help="band geometry fields on the k-mesh (.npz)")
     p.add_argument("run", help="run file (TOML)")
     p.add_argument("--out", required=True, help="output .npz")

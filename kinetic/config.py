@@ -167,6 +167,10 @@ def load_run(path) -> RunConfig:
     model = load_model_section(data.get("model"), base)
 
     mesh = data.get("mesh", {})
+    if "preset" in mesh:  # meshes/<name>.toml; the run file's explicit keys override it
+        from kinetic.presets import apply_preset
+
+        mesh = apply_preset(mesh, base)
     _unknown(mesh, MESH_KEYS, "[mesh]")
     if "k" not in mesh:
         raise ConfigError("[mesh]: missing k = [n1, n2, ...] (points along each reciprocal vector)")

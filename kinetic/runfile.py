@@ -88,7 +88,9 @@ def load_solver_run(path) -> SolverRun:
     if not isinstance(builtin_args, dict):
         raise ConfigError(f"texture.args = {builtin_args!r}: expected a table")
 
-    mesh = data.get("mesh", {})
+    from kinetic.presets import apply_preset
+
+    mesh = apply_preset(data.get("mesh", {}), base)  # [mesh] preset = "name": meshes/name.toml
     _unknown(mesh, {"k", "kmax", "x"}, "[mesh]")
     k = mesh.get("k")
     if isinstance(k, int) and not isinstance(k, bool):

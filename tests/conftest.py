@@ -25,3 +25,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "petsc" in item.fixturenames:
             item.add_marker(skip)
+
+
+def pytest_configure(config):
+    """Under mpirun each rank gets its own pytest temp root, so ranks never clean each other's."""
+    if not HAVE_PETSC:
+        return
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    if comm.Get_size() > 1 and not config.option.basetemp:
+        import os
+        import tempfile
+
+        config.option.basetemp = os.path.join(
+            tempfile.gettempdir(), f"pytest-kinetic-{os.getuid()}-{os.getppid()}-rank{comm.Get_rank()}")
