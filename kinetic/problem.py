@@ -17,8 +17,9 @@ from kinetic.errors import ConfigError
 from kinetic.geometry import band_geometry
 from kinetic.mesh import Axis, PhaseMesh
 from kinetic.operator import StreamOperator, fermi
-from kinetic.semiclassics import (DEFAULT_TERMS, check_terms, corrected_energy, curvature_blocks,
-                                  phase_space_density)
+from kinetic.semiclassics import (DEFAULT_TERMS, check_solver_terms, corrected_energy,
+                                  curvature_blocks, field_shift, phase_space_density,
+                                  positional_shift)
 
 TWO_PI = 2 * np.pi
 
@@ -49,7 +50,7 @@ class Problem:
                  comm=None):
         self.layout, self.model, self.phys = layout, model, physics
         self.ky = None  # 1x2k: the k_y values folded into the dof (cell centres), 1/Å
-        physics.terms = check_terms(physics.terms)
+        physics.terms = check_solver_terms(physics.terms)
         nb_model = model.nb
         self.bands = tuple(range(nb_model)) if physics.bands is None else tuple(physics.bands)
         for b in self.bands:
@@ -141,6 +142,30 @@ class Problem:
         fold = lambda arrs: np.stack(arrs, -1).reshape(q1.shape + (-1,))  # noqa: E731
         return fold(eps_t), fold(eps), fold(D), g
 
+    def _shift_curvature(self, g_corner):
+        """Cell averages of Ω′_kx = ∂_k A′_x − ∂_x A′_k (1x1k), from A′ at the corners by the
+        exact discrete Stokes circulation −∮(A′_x dx + A′_k dk)/(Δx Δk) (trapezoid edges), so
+        that ∫Ω′ over the periodic torus vanishes to round-off. A′: physics.md §4.2 (texture:
+        mid-point-energy flow incl. the optional three-band term; field: G^GYN E)."""
+        ph = self.phys
+        a1, a2 = self.mesh.axes
+        out = []
+        for b in self.bands:
+            if "A2_shift_texture" in ph.terms:
+                Ap = positional_shift(g_corner, b, threeband="A2_threeband" in ph.terms)
+            else:
+                Ap = np.zeros(g_corner.energy.shape[:-1] + (2,))
+            if "A2_shift_field" in ph.terms:
+                Ap[..., 1] += field_shift(g_corner, b, np.atleast_1d(ph.E)[:1])
+            Ax, Ak = Ap[..., 0], Ap[..., 1]  # corners (n2+1, n1l+1): axis 0 = k, axis 1 = x
+            # counter-clockwise in (x, k): bottom (k−), right (x+), top (k+), left (x−)
+            circ = (0.5 * (Ax[:-1, :-1] + Ax[:-1, 1:]) * a1.h
+                    + 0.5 * (Ak[:-1, 1:] + Ak[1:, 1:]) * a2.h
+                    - 0.5 * (Ax[1:, :-1] + Ax[1:, 1:]) * a1.h
+                    - 0.5 * (Ak[:-1, :-1] + Ak[1:, :-1]) * a2.h)
+            out.append(-circ / (a1.h * a2.h))
+        return np.stack(out, -1)
+
     def _evaluate_fields(self):
         m, ph = self.mesh, self.phys
         Q1, Q2 = m.cell_centres()
@@ -158,7 +183,12 @@ class Problem:
         a1 = m.axes[0]
         if not a1.periodic:  # corners outside [lo, hi] do not occur; clip for safety
             C1 = np.clip(C1, a1.lo, a1.hi)
-        self.eps_corner = self._band_fields(C1, C2)[0]
+        self.eps_corner, _, _, g_corner = self._band_fields(C1, C2)
+        if {"A2_shift_texture", "A2_shift_field"} & ph.terms:
+            if self.layout != "1x1k":
+                raise ConfigError("physics.terms: the positional shift A′ is implemented for the "
+                                  "1x1k layout so far (issue #5 extends it)")
+            self.D = self.D + self._shift_curvature(g_corner)
         if np.any(self.D <= 0):
             raise ConfigError("phase-space density D ≤ 0 somewhere: the fields or textures are too "
                               "strong for semiclassics (D = 1 + Ω_kx + ... must stay positive)")

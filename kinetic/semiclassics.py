@@ -30,10 +30,22 @@ TERMS: dict[str, Term] = {t.name: t for t in [
     Term("E1_gradient", 1, "energy", "Δε⁽¹⁾ (Sundaram–Niu gradient energy) and −m·B"),
     Term("A2_shift_field", 2, "connection", "positional shift A′ from V = eE·x (Gao–Yang–Niu)"),
     Term("E2_bcp", 2, "energy", "½ G^R_ab Φ_a[ε̄] Φ_b[2ε_n − ε̄]: field part ½ G^R_ij E_i E_j"),
+    Term("A2_shift_texture", 2, "connection",
+         "positional shift A′ from the flow of the mid-point energy ε̄ (texture; mixed BCP)"),
+    Term("A2_threeband", 2, "connection", "three-band term of the admixture c_m in A′"),
+    Term("A2_metric_gradient", 2, "connection", "metric-gradient connection A″ = −½ J ∂·σ"),
+    Term("E2_quadrupole", 2, "energy", "ε⁽²⁾ term (i): ½ σ_ab ∂a∂b ε̄"),
+    Term("E2_curv2", 2, "energy", "ε⁽²⁾ term (iii): −(ε_m−ε_n)/4 Ω_kx²"),
+    Term("E2_metric_laplacian", 2, "energy", "ε⁽²⁾ term (iv): −(ε_m−ε_n)/8 ∂a∂b σ_ab"),
+    Term("obs_quadrupole", 2, "observable", "½ ∂∂ ∫ g f in the density; quadrupole current"),
+    Term("wk_correction", 2, "observable", "Wigner–Kirkwood w₂f″ + w₃f‴ (comparison only)"),
     Term("relax_to_corrected_energy", 0, "collision",
          "relax to f_eq(ε̃) (intrinsic anomalous distribution) instead of f_eq(ε)"),
 ]}
 FIRST_ORDER = ("berry_kk", "berry_kx", "berry_xx", "E1_gradient")
+#: second-order terms the phase-space solver implements so far (issue #5 adds the rest)
+SOLVER_IMPLEMENTED = set(FIRST_ORDER) | {"relax_to_corrected_energy", "A2_shift_texture",
+                                         "A2_threeband", "A2_shift_field"}
 DEFAULT_TERMS = FIRST_ORDER + ("relax_to_corrected_energy",)
 
 
@@ -47,6 +59,17 @@ def check_terms(names) -> frozenset:
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise ConfigError(f"physics.terms: unknown term {n!r}{hint}; allowed: {', '.join(TERMS)}")
     return frozenset(names)
+
+
+def check_solver_terms(names) -> frozenset:
+    """check_terms, and refuse terms the phase-space solver does not implement yet."""
+    terms = check_terms(names)
+    missing = sorted(terms - SOLVER_IMPLEMENTED)
+    if missing:
+        raise ConfigError(f"physics.terms: {missing[0]!r} is specified in physics.md §4.8 but not "
+                          "implemented in the phase-space solver yet; implemented: "
+                          + ", ".join(sorted(SOLVER_IMPLEMENTED)))
+    return terms
 
 
 def curvature_blocks(geom, band: int, terms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

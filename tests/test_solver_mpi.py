@@ -81,6 +81,12 @@ def build_more(kind, comm):
         ph = Physics(mu=0.3, kT=0.1, tau=6.0, E=(0.01,))
         pm = landau_shift(get_model("qwz", M=1.0), 2 * np.pi / 8)
         return Problem("1x2k", pm, (8, 16, 12), ph, x_range=(0.0, 8.0), comm=comm)
+    if kind == "A2_shift":
+        from kinetic.semiclassics import FIRST_ORDER
+
+        ph = Physics(mu=0.1, kT=0.05, tau=5.0, E=(0.01,),
+                     terms=frozenset(FIRST_ORDER + ("A2_shift_texture", "A2_shift_field")))
+        return Problem("1x1k", rice_mele_ring(16), (16, 32), ph, x_range=(0.0, 16.0), comm=comm)
     ph = Physics(mu=0.2, kT=0.1, tau=2.0, E=(0.05,), number_conserving=True)
     return Problem("1x1k", rice_mele_ring(16), (16, 32), ph, x_range=(0.0, 16.0), comm=comm)
 
@@ -121,14 +127,14 @@ def test_muscl_parallel_equals_serial(layout, mode, monkeypatch):
 
 
 @pytest.mark.mpi(min_size=2)
-@pytest.mark.parametrize("kind", ["1x2k", "number_conserving"])
+@pytest.mark.parametrize("kind", ["1x2k", "number_conserving", "A2_shift"])
 def test_more_paths_parallel_equals_serial(kind, monkeypatch):
     import test_solver_mpi as mod
 
     monkeypatch.setattr(mod, "build", lambda layout, comm: build_more(kind, comm))
 
     def run(tr, p):
-        if kind == "1x2k":
+        if kind in ("1x2k", "A2_shift"):
             return tr.steady()[0]
         f = p.field(p.f_loc * 0.9)
         tr.transient(f, 2.0, ts_type="ssp", dt=0.01)
