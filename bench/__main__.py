@@ -1,18 +1,48 @@
 """`make bench`: measured figures, written to bench/results.json and printed as a table.
 
 Run from the repository root: ``python -m bench``. Each figure is measured in this run;
-nothing is quoted from elsewhere.
+nothing is quoted from elsewhere. Every key carries its unit (``_s``, ``_GBps``, ``_per_s``,
+``_MB``, ``_pct``, ``_x`` for ratios).
+
+What runs where:
+
+* in this process (numpy only): the numpy triad, band-geometry throughput, the 61-μ table;
+* PETSc figures in subprocesses ``mpiexec -n R python -m bench.solve ...`` (R = 1, 2), one
+  process per measurement so that ru_maxrss is that measurement's peak memory; each prints
+  one JSON line from rank 0 (see ``bench/solve.py`` for what each figure counts);
+* the scipy baseline in ``python -m bench.scipy_baseline`` subprocesses (time-capped).
+
+Subprocesses get OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = 1 (one core per rank, and scipy on
+one core like one PETSc rank). The reference problem is described in ``bench/reference.py``.
+
+The cores may be shared (tests, builds): before each subprocess the bench waits a little for
+other processes to go quiet (bounded, see QUIET_WAIT_*), and every run records the CPU share
+other processes took while it ran (``other_processes_cpu_pct``); runs above 5% are listed in
+the notes as distorted.
 """
 from __future__ import annotations
 
 import json
+import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench import reference
+
 RESULTS = Path(__file__).with_name("results.json")
+ROOT = Path(__file__).resolve().parent.parent
+WORKER_TIMEOUT_S = 300
+SPSOLVE_CAP_S = 60.0  # skip a spsolve size whose predicted time exceeds this
+TS_STEPS = 100
+ISSUE4_TARGET_S = 1.5  # steady solve incl. assembly, 2 ranks, 2e6 unknowns
+QUIET_WAIT_PER_RUN_S = 30.0  # wait at most this long for other processes to go quiet ...
+QUIET_WAIT_BUDGET_S = 150.0  # ... and at most this long in all (keeps make bench < 10 min)
 
 
 def best_of(fn, repeat=3):
@@ -24,18 +54,27 @@ def best_of(fn, repeat=3):
     return min(times)
 
 
-def stream_triad(n=20_000_000):
-    """Memory bandwidth of a = b + s*c (numpy, one core), GB/s counting 3 arrays moved."""
+# ---------------------------------------------------------------------------- in-process figures
+def numpy_triad(n=20_000_000):
+    """Memory bandwidth of the numpy triad a = b + s*c on one core (best of 5, 3 × 160 MB).
+
+    numpy makes two passes: a = s*c (read c, write a) then a += b (read a, read b, write a),
+    i.e. 5 arrays × 8 B per element actually moved (write-allocate reads not counted): the
+    ``5x8B`` figure is the achieved bandwidth. The ``3x8B`` figure counts the STREAM triad's
+    3 arrays (what a fused triad moves), i.e. the useful rate of the operation.
+    """
     b = np.random.rand(n)
     c = np.random.rand(n)
     a = np.empty_like(b)
 
     def triad():
         np.multiply(c, 1.5, out=a)
-        np.add(a, b, out=a)  # numpy needs two passes: 5 arrays of traffic
+        np.add(a, b, out=a)
 
     t = best_of(triad, 5)
-    return 5 * 8 * n / t / 1e9
+    return {"numpy_triad_5x8B_GBps": 5 * 8 * n / t / 1e9,
+            "numpy_triad_3x8B_stream_convention_GBps": 3 * 8 * n / t / 1e9,
+            "numpy_triad_elements": n}
 
 
 def geometry_throughput(npts=1_000_000):
@@ -51,7 +90,7 @@ def geometry_throughput(npts=1_000_000):
         band_geometry(model.hamiltonian(k), model.dh_dk(k), None, n_x=0)
 
     t = best_of(run, 2)
-    return npts * model.nb / t, t
+    return {"geometry_points_bands_per_s": npts * model.nb / t, "geometry_1e6_points_s": t}
 
 
 def table_time(n=600, nmu=61):
@@ -66,23 +105,492 @@ def table_time(n=600, nmu=61):
                     mus_eV=tuple(np.linspace(-3, 3, nmu)), quantities=("ahc", "drude"))
     t0 = time.perf_counter()
     rows = compute_table(cfg, model)
-    return time.perf_counter() - t0, len(rows)
+    return {"table_61mu_600x600_ahc_drude_s": time.perf_counter() - t0, "table_rows": len(rows)}
+
+
+# ---------------------------------------------------------------------------- subprocesses
+def _env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def _mpiexec():
+    local = Path(sys.executable).with_name("mpiexec")
+    return str(local) if local.exists() else "mpiexec"
+
+
+class CpuMeter:
+    """CPU time used by *other* processes on this machine over an interval: busy time of all
+    CPUs (/proc/stat: user+nice+system+irq+softirq) minus this process's and its waited-for
+    descendants' CPU time (os.times), in % of the interval's wall time × cores. Figures measured
+    while it is high are contaminated by other work (tests, builds) sharing the cores."""
+
+    def __init__(self):
+        self.t0, self.busy0, self.own0 = time.perf_counter(), self._busy(), self._own()
+
+    @staticmethod
+    def _busy():
+        try:
+            with open("/proc/stat") as fh:
+                f = [int(v) for v in fh.readline().split()[1:]]
+        except OSError:
+            return None
+        return (f[0] + f[1] + f[2] + f[5] + f[6]) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _own():
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def other_pct(self):
+        busy = self._busy()
+        if busy is None or self.busy0 is None:
+            return None
+        wall = time.perf_counter() - self.t0
+        other = (busy - self.busy0) - (self._own() - self.own0)
+        return max(0.0, 100 * other / (wall * (os.cpu_count() or 1)))
+
+
+_quiet_budget = [QUIET_WAIT_BUDGET_S]
+
+
+def wait_until_quiet(max_s=QUIET_WAIT_PER_RUN_S, threshold_pct=10.0):
+    """Before a measurement, wait (1-s samples, at most max_s and what is left of the bench's
+    QUIET_WAIT_BUDGET_S) until other processes use < threshold_pct of the CPUs. Returns the
+    seconds waited; the measurement still records the share it actually saw."""
+    waited = 0.0
+    while waited < min(max_s, _quiet_budget[0]):
+        meter = CpuMeter()
+        time.sleep(1.0)
+        waited += 1.0
+        if (meter.other_pct() or 0.0) < threshold_pct:
+            break
+    _quiet_budget[0] -= waited
+    return waited
+
+
+def subprocess_json(cmd, timeout=WORKER_TIMEOUT_S) -> dict:
+    """Run cmd, return the dict printed as ``BENCH_JSON {...}`` (or {"error": ...}), with the
+    CPU share other processes took meanwhile (``other_processes_cpu_pct``)."""
+    waited = wait_until_quiet()
+    meter = CpuMeter()
+    try:
+        r = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s", "timed_out": True}
+    out = None
+    for line in r.stdout.splitlines():
+        if line.startswith("BENCH_JSON "):
+            out = json.loads(line[len("BENCH_JSON "):])
+    if out is None:
+        tail = (r.stderr or r.stdout).strip().splitlines()[-6:]
+        out = {"error": f"exit {r.returncode}: " + " | ".join(tail)}
+    out["other_processes_cpu_pct"] = meter.other_pct()
+    out["waited_for_quiet_s"] = waited
+    return out
+
+
+def petsc(nranks, *args, timeout=WORKER_TIMEOUT_S) -> dict:
+    cmd = [_mpiexec(), "-n", str(nranks), sys.executable, "-m", "bench.solve", *map(str, args)]
+    out = subprocess_json(cmd, timeout)
+    out["command"] = f"mpiexec -n {nranks} python -m bench.solve " + " ".join(map(str, args))
+    return out
+
+
+def _log(msg):
+    print(f"[bench {time.strftime('%T')}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------------- PETSc figures
+def petsc_bandwidth(runs):
+    """PETSc VecWAXPY w = a·x + y (3 × 8 B per element, 2e7 elements in all) on 1 and 2 ranks,
+    measured right before and after the 2e6 MatMult in the same worker: the roofline for MatMult
+    (aggregate over ranks; the mean of the two, their spread shows the drift)."""
+    out = {}
+    for r in (1, 2):
+        ws = runs.get(f"steady_np{r}_2M_default", {}).get("waxpy_around_matmult")
+        if ws:
+            g = [w["GBps"] for w in ws]
+            out[f"petsc_vecwaxpy_{r}rank_GBps"] = float(np.mean(g))
+            out[f"petsc_vecwaxpy_{r}rank_before_after_matmult_GBps"] = g
+    return out
+
+
+def steady_runs(runs, export_dir):
+    """All steady solves: 1 rank and 2 ranks at the three sizes (default solver), 1-rank
+    bjacobi and LU at the smallest size, 2-rank bjacobi at the largest; the 2e6 runs also
+    time assembly and MatMult; the 1-rank default runs export the system for scipy."""
+    for np_ in (1, 2):
+        for label, n in reference.SIZES.items():
+            args = ["steady", "--n", n]
+            if label in ("250k", "2M"):  # MatMult in L3 (21 MB) and from memory (176 MB)
+                args.append("--matmult")
+            if label == "2M":
+                args.append("--log-view")
+            if np_ == 1:
+                args += ["--export", Path(export_dir) / f"system_{label}.npz"]
+            _log(f"steady {label} on {np_} rank(s)")
+            runs[f"steady_np{np_}_{label}_default"] = petsc(np_, *args)
+    n_small, n_large = reference.SIZES["250k"], reference.SIZES["2M"]
+    for variant in ("bjacobi", "lu"):
+        _log(f"steady 250k on 1 rank, {variant}")
+        runs[f"steady_np1_250k_{variant}"] = petsc(1, "steady", "--n", n_small, "--variant",
+                                                   variant)
+    _log("steady 2M on 2 ranks, bjacobi")
+    runs["steady_np2_2M_bjacobi"] = petsc(2, "steady", "--n", n_large, "--variant", "bjacobi")
+
+
+def steady_figures(runs):
+    """Wall time (incl. assembly), linear-solve time, iterations, peak memory per rank (ru_maxrss),
+    time breakdown, strong scaling 1 -> 2 ranks (efficiency = T1 / (2 T2))."""
+    out, scaling = {}, {}
+    for key, r in runs.items():
+        if not key.startswith("steady_") or "steady" not in r:
+            continue
+        s = r["steady"]
+        out[key[len("steady_"):]] = {
+            "unknowns": r["unknowns"], "solver": s["solver"], "iterations": s["iterations"],
+            "incl_assembly_s": s["incl_assembly_s"], "linear_solve_s": s["linear_solve_s"],
+            "pc_setup_s": s["pc_setup_s"], "ksp_iterations_s": s["ksp_iterations_s"],
+            "assembly_and_rhs_s": s["assembly_and_rhs_s"],
+            "problem_build_s": r["problem_build_s"],
+            "build_plus_steady_s": r["problem_build_s"] + s["incl_assembly_s"],
+            # ru_maxrss: of the solve phase (peak mark reset after the build; the resident
+            # problem data are included), and of the Problem build
+            "peak_rss_MB_per_rank": s["peak_rss_MB_per_rank"],
+            "peak_rss_reset_before_solve": r["peak_rss_reset_before_solve"],
+            "rss_MB_per_rank_before_solve": r["rss_MB_per_rank_after_build"],
+            "peak_rss_MB_per_rank_build": r["peak_rss_MB_per_rank_build"],
+            "breakdown_pct_of_incl_assembly": breakdown(s),
+            "current_jx_jy": s["current_jx_jy"],
+            "other_processes_cpu_pct": r.get("other_processes_cpu_pct")}
+    for label in reference.SIZES:
+        one, two = out.get(f"np1_{label}_default"), out.get(f"np2_{label}_default")
+        if one and two:
+            scaling[label] = {
+                "speedup_incl_assembly_x": one["incl_assembly_s"] / two["incl_assembly_s"],
+                "efficiency_incl_assembly_pct":
+                    100 * one["incl_assembly_s"] / (2 * two["incl_assembly_s"]),
+                "efficiency_linear_solve_pct":
+                    100 * one["linear_solve_s"] / (2 * two["linear_solve_s"]),
+                "efficiency_per_iteration_pct":
+                    100 * (one["ksp_iterations_s"] / one["iterations"])
+                    / (2 * two["ksp_iterations_s"] / two["iterations"]),
+                "iterations_1rank_2rank": [one["iterations"], two["iterations"]],
+                "current_rel_diff_1rank_2rank": float(
+                    np.max(np.abs(np.subtract(one["current_jx_jy"], two["current_jx_jy"])))
+                    / np.max(np.abs(one["current_jx_jy"])))}
+    target = out.get("np2_2M_default", {}).get("incl_assembly_s")
+    extra = {}
+    if target is not None:
+        extra = {"issue4_target_2rank_2M_incl_assembly_s": ISSUE4_TARGET_S,
+                 "issue4_reached_2rank_2M_incl_assembly_s": target,
+                 "issue4_target_met": target <= ISSUE4_TARGET_S}
+    return {"runs": out, "strong_scaling_1to2_ranks": scaling, **extra}
+
+
+def breakdown(s):
+    """Where the steady wall time goes, % (PETSc events, slowest rank): assembly + rhs (numpy and
+    COO), PC set-up (factorisation), GMRES orthogonalisation (VecMDot + VecMAXPY), PC apply
+    (triangular solves), MatMult, rest of the KSP iterations."""
+    ev = {k: v["time_s"] for k, v in s["events"].items()}
+    t = s["incl_assembly_s"]
+    parts = {"assembly_and_rhs": s["assembly_and_rhs_s"], "pc_setup": s["pc_setup_s"],
+             "gmres_orthogonalization": ev.get("KSPOrthogonalize", 0.0),
+             "pc_apply": ev.get("PCApply", 0.0), "matmult": ev.get("MatMult", 0.0)}
+    parts["other_ksp"] = s["ksp_iterations_s"] - sum(
+        parts[k] for k in ("gmres_orthogonalization", "pc_apply", "matmult"))
+    return {k: 100 * v / t for k, v in parts.items()}
+
+
+def in_solve_bandwidth(s, nnz, nrows):
+    """Bandwidth the solve's kernels reach (GB/s, from the event times of the whole solve):
+    MatMult and MatSolve (ILU(0) factors hold the same nonzeros as A: counted like MatMult,
+    12 B/nonzero + 24 B/row); GMRES orthogonalisation VecMDot + VecMAXPY at 4 B per flop (one
+    8-B basis-vector element read per multiply-add = 2 flops)."""
+    ev = s["events"]
+    per_call = 12 * nnz + 24 * nrows
+    out = {}
+    for name in ("MatMult", "MatSolve"):
+        if name in ev:
+            out[f"{name}_GBps"] = per_call * ev[name]["count"] / ev[name]["time_s"] / 1e9
+    orth = [ev[k] for k in ("VecMDot", "VecMAXPY") if k in ev]
+    if orth:
+        out["orthogonalization_GBps"] = (4 * sum(e["flops"] for e in orth)
+                                         / sum(e["time_s"] for e in orth) / 1e9)
+    return out
+
+
+def matmult_assembly_figures(runs, bandwidth):
+    """MatMult rows/s, GB/s and % of the VecWAXPY roofline with the same number of ranks;
+    assembly (first / re-assembly) and Problem build per 1e6 unknowns, at 2e6 unknowns."""
+    mm, asm = {}, {}
+    for r in (1, 2):
+        small = runs.get(f"steady_np{r}_250k_default", {})
+        if "matmult" in small:
+            m = small["matmult"]
+            mm[f"{r}rank_250k_in_cache"] = {
+                "rows": m["rows"], "bytes_per_call": m["bytes_per_call"],
+                "rows_per_s": m["rows_per_s"], "GBps": m["GBps"]}
+        run = runs.get(f"steady_np{r}_2M_default", {})
+        if "matmult" not in run:
+            continue
+        m, a = run["matmult"], run["assembly"]
+        roof = bandwidth.get(f"petsc_vecwaxpy_{r}rank_GBps")
+        mm[f"{r}rank"] = {
+            "rows": m["rows"], "nonzeros": m["nonzeros"], "bytes_per_call": m["bytes_per_call"],
+            "time_per_call_s": m["best_s"], "rows_per_s": m["rows_per_s"], "GBps": m["GBps"],
+            "roofline_vecwaxpy_GBps": roof,
+            "roofline_pct": 100 * m["GBps"] / roof if roof else None,
+            "in_steady_solve_kernels": in_solve_bandwidth(run["steady"], m["nonzeros"],
+                                                          m["rows"]),
+            "other_processes_cpu_pct": run.get("other_processes_cpu_pct")}
+        mil = run["unknowns"] / 1e6
+        asm[f"{r}rank"] = {
+            "first_incl_preallocation_s_per_1e6_unknowns": a["first_s_per_1e6_unknowns"],
+            "reassembly_setvaluescoo_s_per_1e6_unknowns": a["again_s_per_1e6_unknowns"],
+            "setpreallocationcoo_s_per_1e6_unknowns":
+                a["events_first"].get("MatSetPreallCOO", {}).get("time_s", 0.0) / mil,
+            "problem_build_s": run["problem_build_s"],
+            "problem_build_s_per_1e6_unknowns": run["problem_build_s"] / mil}
+    if "1rank" in mm and "2rank" in mm:
+        mm["strong_scaling_efficiency_pct"] = 100 * mm["2rank"]["rows_per_s"] / (
+            2 * mm["1rank"]["rows_per_s"])
+        if bandwidth.get("petsc_vecwaxpy_1rank_GBps"):
+            mm["vecwaxpy_bandwidth_gain_1to2_ranks_x"] = (
+                bandwidth["petsc_vecwaxpy_2rank_GBps"] / bandwidth["petsc_vecwaxpy_1rank_GBps"])
+    return mm, asm
+
+
+def ts_figures(runs):
+    """TS throughput at ~2.5e5 unknowns, TS_STEPS fixed steps of 0.9 × CFL dt, 1 rank."""
+    out = {}
+    n = reference.SIZES["250k"]
+    for ts_type in ("ssp", "arkimex"):
+        _log(f"TS {ts_type}")
+        r = runs[f"ts_{ts_type}"] = petsc(1, "ts", "--n", n, "--type", ts_type,
+                                          "--steps", TS_STEPS)
+        if "cell_updates_per_s" in r:
+            out[ts_type] = {"unknowns": r["unknowns"], "steps": r["steps"], "dt": r["dt"],
+                            "wall_s": r["wall_s"], "function_evals": r["function_evals"],
+                            "cell_updates_per_s": r["cell_updates_per_s"],
+                            "cell_function_evals_per_s": r["cell_function_evals_per_s"]}
+    return out
+
+
+# ---------------------------------------------------------------------------- scipy baseline
+def scipy_run(export_dir, label, method, timeout):
+    cmd = [sys.executable, "-m", "bench.scipy_baseline",
+           str(Path(export_dir) / f"system_{label}.npz"), method]
+    return subprocess_json(cmd, timeout)
+
+
+def scipy_figures(runs, export_dir, steady):
+    """scipy spsolve (ascending sizes while the time predicted from the measured scaling stays
+    under SPSOLVE_CAP_S) and gmres + spilu at the largest size; speed ratios scipy/PETSc on
+    the same system (PETSc: linear_solve_s = KSP/PC set-up + KSPSolve, excluding assembly;
+    scipy: factorisation + solve)."""
+    out = {"spsolve": {}, "spsolve_cap_s": SPSOLVE_CAP_S}
+    sizes = list(reference.SIZES.items())
+    prev, exponent = None, 1.5  # a-priori time ∝ n^1.5 (2-D fill) until two sizes are measured
+    for label, n in sizes:
+        nu = reference.unknowns(n)
+        if prev is not None:
+            predicted = prev[1] * (nu / prev[0]) ** exponent
+            if predicted > SPSOLVE_CAP_S:
+                out["spsolve"][label] = {"skipped": True, "predicted_s": predicted,
+                                         "predicted_from_exponent": exponent}
+                break
+        _log(f"scipy spsolve {label}")
+        r = runs[f"scipy_spsolve_{label}"] = scipy_run(export_dir, label, "spsolve",
+                                                       3 * SPSOLVE_CAP_S)
+        if "solve_s" not in r:
+            out["spsolve"][label] = r
+            break
+        out["spsolve"][label] = r
+        if prev is not None:
+            exponent = float(np.log(r["solve_s"] / prev[1]) / np.log(nu / prev[0]))
+        prev = (nu, r["solve_s"])
+    _log("scipy gmres + spilu 2M")
+    g = runs["scipy_gmres_spilu_2M"] = scipy_run(export_dir, "2M", "gmres_spilu",
+                                                 WORKER_TIMEOUT_S)
+    out["gmres_spilu_2M"] = g
+    ratios = {}
+    st = steady["runs"]
+    if "solve_s" in g and "np1_2M_default" in st:
+        ratios["gmres_spilu_over_petsc_1rank_2M_x"] = g["solve_s"] / st["np1_2M_default"][
+            "linear_solve_s"]
+        if "np2_2M_default" in st:
+            ratios["gmres_spilu_over_petsc_2rank_2M_x"] = g["solve_s"] / st["np2_2M_default"][
+                "linear_solve_s"]
+    measured = [k for k, v in out["spsolve"].items() if "solve_s" in v]
+    if measured:
+        big = measured[-1]
+        if f"np1_{big}_default" in st:
+            ratios[f"spsolve_over_petsc_gmres_ilu_1rank_{big}_x"] = (
+                out["spsolve"][big]["solve_s"] / st[f"np1_{big}_default"]["linear_solve_s"])
+        if "250k" in measured and "np1_250k_lu" in st:
+            ratios["spsolve_over_petsc_lu_1rank_250k_x"] = (
+                out["spsolve"]["250k"]["solve_s"] / st["np1_250k_lu"]["linear_solve_s"])
+    out["ratios_scipy_time_over_petsc_time"] = ratios
+    return out
+
+
+# ---------------------------------------------------------------------------- report
+def git_state():
+    def git(*a):
+        r = subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True)
+        return r.stdout.strip()
+
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "uncommitted_kinetic_files": git("status", "--porcelain", "kinetic").splitlines()}
+
+
+def _f(v, spec=".3g"):
+    return "-" if v is None else format(v, spec)
+
+
+def report_lines(res):
+    """The printed summary (everything, with more detail, is in results.json)."""
+    L = []
+    bw, mm, st = res["bandwidth"], res.get("matmult", {}), res["steady"]
+    L.append(f"bandwidth GB/s: numpy triad {_f(bw.get('numpy_triad_5x8B_GBps'))} (5 arrays "
+             f"moved by its 2 passes; {_f(bw.get('numpy_triad_3x8B_stream_convention_GBps'))} "
+             "counting STREAM's 3) | PETSc VecWAXPY (3 arrays) "
+             f"1 rank {_f(bw.get('petsc_vecwaxpy_1rank_GBps'))}, "
+             f"2 ranks {_f(bw.get('petsc_vecwaxpy_2rank_GBps'))}  <- roofline (measured "
+             "around the MatMult)")
+    for r in (1, 2):
+        m, c = mm.get(f"{r}rank"), mm.get(f"{r}rank_250k_in_cache")
+        if m:
+            k = m["in_steady_solve_kernels"]
+            L.append(f"MatMult {r} rank(s), {m['rows']:.3g} rows: {m['rows_per_s'] / 1e6:.0f} "
+                     f"Mrows/s = {m['GBps']:.1f} GB/s = {_f(m['roofline_pct'], '.0f')}% of "
+                     f"roofline (in L3 at 250k: {_f(c and c['GBps'], '.1f')} GB/s); in the "
+                     f"solve: MatMult {_f(k.get('MatMult_GBps'), '.1f')}, ILU MatSolve "
+                     f"{_f(k.get('MatSolve_GBps'), '.1f')}, GMRES orthog. "
+                     f"{_f(k.get('orthogonalization_GBps'), '.1f')} GB/s")
+    for r in (1, 2):
+        a = res.get("assembly", {}).get(f"{r}rank")
+        if a:
+            L.append(f"per 1e6 unknowns, {r} rank(s): assembly first (incl. COO prealloc) "
+                     f"{a['first_incl_preallocation_s_per_1e6_unknowns']:.3f} s, re-assembly "
+                     f"{a['reassembly_setvaluescoo_s_per_1e6_unknowns']:.4f} s, Problem build "
+                     f"(geometry) {a['problem_build_s_per_1e6_unknowns']:.2f} s")
+    L.append("steady solve          unknowns  solver                     it  incl.asm s  "
+             "linear s  build s  peak MB/rank: solve (build)  other-CPU%")
+    for key, v in st["runs"].items():
+        L.append(f"  {key:<19} {v['unknowns']:>9}  {v['solver']:<25} {v['iterations']:>3}  "
+                 f"{v['incl_assembly_s']:>10.3f}  {v['linear_solve_s']:>8.3f}  "
+                 f"{v['problem_build_s']:>7.2f}  {max(v['peak_rss_MB_per_rank']):>12.0f} "
+                 f"({max(v['peak_rss_MB_per_rank_build']):>5.0f})   "
+                 f"{_f(v['other_processes_cpu_pct'], '>10.0f')}")
+    for key in ("np1_2M_default", "np2_2M_default"):
+        b = st["runs"].get(key, {}).get("breakdown_pct_of_incl_assembly")
+        if b:
+            L.append(f"  {key} time %: " + ", ".join(f"{k} {v:.0f}" for k, v in b.items()))
+    sc = st["strong_scaling_1to2_ranks"]
+    if sc:
+        L.append("strong scaling 1->2 ranks, efficiency % (incl. assembly / linear solve): "
+                 + "; ".join(f"{k} {v['efficiency_incl_assembly_pct']:.0f} / "
+                             f"{v['efficiency_linear_solve_pct']:.0f}" for k, v in sc.items()))
+    if "issue4_reached_2rank_2M_incl_assembly_s" in st:
+        L.append(f"issue #4 target: steady incl. assembly <= {ISSUE4_TARGET_S} s on 2 ranks at "
+                 f"2e6 unknowns; reached {st['issue4_reached_2rank_2M_incl_assembly_s']:.2f} s "
+                 f"({'met' if st['issue4_target_met'] else 'NOT met'})")
+    sp = res.get("scipy", {})
+    parts = []
+    for label, v in sp.get("spsolve", {}).items():
+        if "solve_s" in v:
+            parts.append(f"{label} {v['solve_s']:.2f} s ({v['peak_rss_MB']:.0f} MB)")
+        elif v.get("skipped"):
+            parts.append(f"{label} not run: predicted {v['predicted_s']:.0f} s > cap "
+                         f"{SPSOLVE_CAP_S:.0f} s (time ~ n^{v['predicted_from_exponent']:.2f})")
+    if parts:
+        L.append("scipy spsolve: " + "; ".join(parts))
+    g = sp.get("gmres_spilu_2M", {})
+    if "solve_s" in g:
+        L.append(f"scipy gmres+spilu 2M: {g['solve_s']:.2f} s (spilu {g['factor_s']:.2f} s, "
+                 f"{g['iterations']} it), true rel. residual {g['true_relative_residual']:.1e}, "
+                 f"max rel. diff to PETSc {g['max_rel_diff_to_petsc']:.1e}")
+    rat = sp.get("ratios_scipy_time_over_petsc_time", {})
+    if rat:
+        L.append("scipy time / PETSc linear-solve time: "
+                 + "; ".join(f"{k[:-2]} {v:.2f}x" for k, v in rat.items()))
+    ts = res.get("ts", {})
+    if ts:
+        L.append("TS 250k, fixed dt = 0.9 CFL: " + "; ".join(
+            f"{k} {v['cell_updates_per_s'] / 1e6:.1f} Mcell-updates/s ({v['steps']} steps, "
+            f"{v['function_evals']} function evals, {v['wall_s']:.2f} s)" for k, v in ts.items()))
+    geo, tab = res["geometry"], res["table"]
+    L.append(f"geometry {geo['geometry_points_bands_per_s']:.3g} points*bands/s; table 61 mu "
+             f"600x600 {tab['table_61mu_600x600_ahc_drude_s']:.2f} s")
+    return L
 
 
 def main():
-    res = {"machine": platform.processor() or platform.machine(), "date": time.strftime("%F %T")}
-    res["stream_triad_GBps"] = stream_triad()
-    thr, t = geometry_throughput()
-    res["geometry_points_bands_per_s"] = thr
-    res["geometry_1e6_points_s"] = t
-    tt, nrows = table_time()
-    res["table_61mu_600x600_ahc_drude_s"] = tt
-    res["table_rows"] = nrows
+    t_start, meter = time.perf_counter(), CpuMeter()
+    res = {"machine": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+           "date": time.strftime("%F %T"), **git_state(),
+           "loadavg_1min_at_start": os.getloadavg()[0], "notes": list(reference.NOTES)}
+    if res["loadavg_1min_at_start"] > 0.5:
+        _log(f"warning: load average {res['loadavg_1min_at_start']:.2f} at start: other "
+             "processes share the cores and will distort the figures")
+    runs = {}
+    _log("numpy triad, geometry, table")
+    res["bandwidth"] = numpy_triad()
+    res["geometry"] = geometry_throughput()
+    res["table"] = table_time()
+    with tempfile.TemporaryDirectory(prefix="kinetic-bench-") as export_dir:
+        steady_runs(runs, export_dir)
+        res["bandwidth"].update(petsc_bandwidth(runs))
+        res["steady"] = steady_figures(runs)
+        res["matmult"], res["assembly"] = matmult_assembly_figures(runs, res["bandwidth"])
+        res["ts"] = ts_figures(runs)
+        res["scipy"] = scipy_figures(runs, export_dir, res["steady"])
+    res["notes"] += [
+        "MatMult bytes/call = 12 B per nonzero (8 B value + 4 B column index) + 3 x 8 B per row "
+        "(x read, y write, y write-allocate); roofline = PETSc VecWAXPY with the same ranks",
+        "steady incl. assembly = wall time of Transport.steady() (COO pattern + preallocation + "
+        "values, right-hand side, KSP set-up and solve); problem build (band geometry at cells "
+        "and corners) is reported separately",
+        "peak memory per rank = ru_maxrss; the mark is reset (/proc/self/clear_refs) after the "
+        "Problem build, so 'solve' is the peak of Transport.steady with the problem's data "
+        "resident, 'build' the peak of the band-geometry set-up",
+        "on 1 rank -steady_pc_type bjacobi is one block with ILU(0): the same preconditioner as "
+        "the default ILU",
+        "linear solve = KSPSetUp + PCSetUp + PCSetUpOnBlocks + KSPSolve events (PETSc 3.26 logs "
+        "the set-up outside KSPSolve); scipy/PETSc ratios compare it with scipy's factor + solve",
+        "the direct solve needs -steady_ksp_initial_guess_nonzero false next to -steady_ksp_type "
+        "preonly -steady_pc_type lu: Transport.steady sets a nonzero initial guess, which "
+        "KSPPREONLY rejects (PETSc error 83)",
+    ]
+    res["other_processes_cpu_pct"] = meter.other_pct()
+    noisy = sorted(k for k, v in runs.items() if (v.get("other_processes_cpu_pct") or 0) > 5)
+    res["runs_with_other_processes_over_5pct_cpu"] = noisy
+    if noisy:
+        res["notes"].append(f"other processes used > 5% of the CPU during {len(noisy)} runs "
+                            f"({', '.join(noisy)}): those figures are distorted; rerun on a "
+                            "quiet machine")
+    failed = sorted(k for k, v in runs.items() if "error" in v)
+    res["failed_runs"] = {k: runs[k]["error"] for k in failed}
+    res["raw_runs"] = runs
+    res["bench_wall_s"] = time.perf_counter() - t_start
     RESULTS.write_text(json.dumps(res, indent=2) + "\n")
-    w = max(map(len, res))
-    for key, val in res.items():
-        print(f"{key:<{w}}  {val:.4g}" if isinstance(val, float) else f"{key:<{w}}  {val}")
-    print(f"written: {RESULTS}")
+
+    print()
+    for line in report_lines(res):
+        print(line)
+    for note in res["notes"]:
+        print(f"note: {note}")
+    for k in failed:
+        print(f"FAILED {k}: {runs[k]['error']}")
+    print(f"other processes' CPU share during the bench: {res['other_processes_cpu_pct']:.1f}%")
+    print(f"bench wall time {res['bench_wall_s']:.0f} s; written: {RESULTS}")
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """The bench's reference kinetic problem (shared by the PETSc workers and the report).
 
 Issue #4 asks for the steady solve of a ``1x+2k`` phase space (one real-space and two momentum
-dimensions). The solver does 2-D phase spaces only (``1x1k``, ``0x1k``, ``0x2k``), so the bench
-uses the homogeneous 2-band ``0x2k`` layout of the QWZ model in E and B: the assembled
-operator is the same first-order upwind finite-volume stencil (5 points per row: the cell and
-its 4 face neighbours, bands uncoupled), so MatMult, assembly and the Krylov solve see the
-same kind of matrix. Unknowns = 2 bands × N × N.
+dimensions). The transport solver works on 2-D phase spaces (``1x1k``, ``0x1k``, ``0x2k``, and
+``1x2k``, which folds k_y into the dof of an (x, k_x) mesh for k̇_y = 0); a full 3-D (x, k_x,
+k_y) phase space is not implemented. The bench uses the homogeneous 2-band ``0x2k`` layout of
+the QWZ model in E and B: its assembled operator is the same first-order upwind finite-volume
+stencil (5 points per row: the cell and its 4 face neighbours, bands uncoupled), so MatMult,
+assembly and the Krylov solve see the same kind of matrix. Unknowns = 2 bands × N × N.
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ NBANDS = 2
 SIZES = {"250k": 354, "1M": 708, "2M": 1024}
 
 NOTES = [
-    "issue #4's reference problem is 1x+2k, not yet implemented (the solver does the 2-D phase "
-    "spaces 1x1k, 0x1k, 0x2k); the bench uses 0x2k (QWZ M=1, 2 bands, N x N k-mesh), which "
+    "issue #4's reference problem is 1x+2k, not implemented as a 3-D phase space (the solver "
+    "does 2-D phase spaces: 1x1k, 0x1k, 0x2k, and 1x2k with k_y folded into the dof for "
+    "k_y-conserving problems); the bench uses 0x2k (QWZ M=1, 2 bands, N x N k-mesh), which "
     "has the same 5-point first-order upwind stencil per row",
     f"physics (internal units): {PHYSICS}, all default semiclassical terms",
 ]

@@ -69,11 +69,26 @@ class Problem:
                               "upwind, muscl")
         self.mesh = PhaseMesh(layout, axes, nfold * len(self.bands), comm=comm,
                               stencil=2 if physics.reconstruction == "muscl" else 1)
-        self._evaluate_fields()
+        self._collective(self._evaluate_fields)
         self.op = StreamOperator(self.mesh, self.eps_corner, self.eps_cell, self.D, self.c,
                                  self.psi_E, boundary=physics.boundary)
 
     # ------------------------------------------------------------------ set-up
+    def _collective(self, fn):
+        """Run fn on every rank; if a user error (KineticError) occurs on any rank, raise it on
+        all ranks (the first rank's message), so no rank is left waiting in a collective."""
+        from kinetic.errors import KineticError
+
+        err = None
+        try:
+            fn()
+        except KineticError as exc:
+            err = exc
+        msgs = self.mesh.comm.tompi4py().allgather(None if err is None else (type(err), str(err)))
+        first = next((m for m in msgs if m is not None), None)
+        if first is not None:
+            raise err if err is not None else first[0](first[1])
+
     def _axes(self, layout, model, n, x_range, k_range):
         def k_axis(name, i):
             rec = getattr(model, "model", model).reciprocal
@@ -156,7 +171,7 @@ class Problem:
             else:
                 Ap = np.zeros(g_corner.energy.shape[:-1] + (2,))
             if "A2_shift_field" in ph.terms:
-                Ap[..., 1] += field_shift(g_corner, b, np.atleast_1d(ph.E)[:1])
+                Ap[..., 1] += field_shift(g_corner, b, np.atleast_1d(ph.E)[:1])[..., 0]
             Ax, Ak = Ap[..., 0], Ap[..., 1]  # corners (n2+1, n1l+1): axis 0 = k, axis 1 = x
             # counter-clockwise in (x, k): bottom (k−), right (x+), top (k+), left (x−)
             circ = (0.5 * (Ax[:-1, :-1] + Ax[:-1, 1:]) * a1.h

@@ -171,6 +171,8 @@ class Transport:
         ksp.setTolerances(rtol=1e-12, atol=1e-14, max_it=2000)
         ksp.setInitialGuessNonzero(True)
         ksp.setFromOptions()
+        if ksp.getType() == "preonly":  # a direct solve (-steady_pc_type lu) takes no guess
+            ksp.setInitialGuessNonzero(False)
         ksp.solve(b, x)
         info = {"solver": f"KSP {ksp.getType()} + PC {ksp.getPC().getType()}",
                 "iterations": ksp.getIterationNumber(),
