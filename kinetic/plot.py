@@ -18,7 +18,8 @@ import numpy as np
 from scipy import constants as C
 
 from kinetic.errors import ConfigError
-from kinetic.table import HEADER, _atomic_write
+from kinetic.fileio import atomic_write
+from kinetic.table import HEADER
 
 E2_H = C.e**2 / C.h  # S, 3.874045865e-5
 VARS = {"mu": ("mu_eV", "μ", "eV"), "T": ("T_K", "T", "K"), "tau": ("tau_fs", "τ", "fs")}
@@ -195,5 +196,5 @@ def plot_table(table_path, quantity: str, component: str | None, vs: str = "mu",
     ax.legend(title=s.legend_title or None, fontsize="small", title_fontsize="small")
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=150)
-    _atomic_write(out, buf.getvalue())
+    atomic_write(out, buf.getvalue())
     return out

@@ -46,7 +46,7 @@ from scipy.special import expit
 
 from kinetic.geometry import band_geometry
 from kinetic.kmesh import make_kmesh
-from kinetic.models.catalogue import QWZHelical, get_model
+from kinetic.models.catalogue import get_model
 from kinetic.models.texture import PhaseSpaceModel, helical, midpoint_lattice
 from kinetic.semiclassics import positional_shift
 

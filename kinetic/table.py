@@ -12,9 +12,7 @@ import csv
 import io
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import kinetic
 from kinetic import units
 from kinetic.config import RunConfig, load_run
 from kinetic.errors import ConfigError
+from kinetic.fileio import atomic_write
 from kinetic.geometry import band_geometry
 from kinetic.kmesh import KMesh, make_kmesh
 from kinetic.models.loader import build_model
@@ -161,24 +160,7 @@ def write_csv_atomic(path: Path, meta: list[str], rows: list[list]) -> None:
     for r in rows:
         w.writerow([f"{r[0]:.10g}", f"{r[1]:.10g}", f"{r[2]:.10g}", r[3], r[4],
                     f"{r[5]:.17g}", r[6], f"{r[7]:.3g}"])
-    _atomic_write(path, buf.getvalue().encode())
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise ConfigError(f"output {str(path)!r}: directory {str(directory)!r} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
-    except OSError as exc:
-        raise ConfigError(f"output {str(path)!r}: cannot write ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, buf.getvalue().encode())
 
 
 def run_table(run, out=None, command="kinetic table") -> Path:
@@ -222,6 +204,6 @@ def run_geometry(run, out) -> Path:
     units_json = json.dumps({k: GEOMETRY_UNITS[k] for k in fields})
     buf = io.BytesIO()
     np.savez(buf, units=np.array(units_json), **fields)
-    _atomic_write(Path(out), buf.getvalue())
+    atomic_write(Path(out), buf.getvalue())
     _progress(f"wrote geometry on {mesh.npoints} k-points to {out}")
     return Path(out)

@@ -5,7 +5,6 @@ about the SI table. Independent answers: scipy quadrature of the 1D Drude integr
 free-electron density, Dirac AHC closed forms with an exactly integrated box tail, Chern
 numbers, the Středa/Maxwell relation, and the tilted-Dirac Fermi-contour numbers of V7/V8.
 """
-import math
 
 import numpy as np
 import pytest

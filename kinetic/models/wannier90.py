@@ -45,13 +45,12 @@ which requires a1, a2 in the xy plane); if also R2 = 0 it is 1D (k along a1, lat
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from kinetic.errors import ModelError
+from kinetic.fileio import atomic_write
 from kinetic.models.base import Model
 
 
@@ -401,19 +400,6 @@ def _tb_arrays(model, p):
     return R3, HR, A3, tau3
 
 
-def _atomic_write(path, text: str):
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _deg_lines(n):
     ones = ["    1"] * n
     return ["".join(ones[i : i + 15]) for i in range(0, n, 15)]
@@ -432,7 +418,7 @@ def write_hr(model, path, p=None, header="written by kinetic"):
         for n in range(nw):
             for m in range(nw):
                 out.append(f"{r[0]:5d}{r[1]:5d}{r[2]:5d}{m + 1:5d}{n + 1:5d} {H[m, n].real: .17e} {H[m, n].imag: .17e}")
-    _atomic_write(path, "\n".join(out) + "\n")
+    atomic_write(path, "\n".join(out) + "\n")
 
 
 def write_tb(model, path, p=None, header="written by kinetic"):
@@ -454,4 +440,4 @@ def write_tb(model, path, p=None, header="written by kinetic"):
             for m in range(nw):
                 x = tau3[n] if (m == n and not r.any()) else np.zeros(3)
                 out.append(f"{m + 1:5d}{n + 1:5d} " + " ".join(f"{c: .17e} {0.0: .17e}" for c in x))
-    _atomic_write(path, "\n".join(out) + "\n")
+    atomic_write(path, "\n".join(out) + "\n")
