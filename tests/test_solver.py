@@ -368,3 +368,17 @@ def test_texture_hall_current_and_magnetization_subtraction():
     j_tr = -number_current(tr, f)[:, 1] - j_eq
     assert np.abs(j_eq).max() > 1e-4 and abs(np.mean(j_eq)) < 1e-12
     assert np.mean(j_tr) == pytest.approx(-E / (2 * np.pi), rel=1e-6)
+
+
+def test_goldstone_wilczek_dirac_continuum():
+    """V9a: a 2π rotation of the Dirac mass binds −1 electron: Σ_x Δx (n − n_bg) =
+    −(1/2π)∫dx θ' ∫_{−K}^{K} dk v m²/2E³ = −vK/√(v²K² + m²) in a k-box |k| < K."""
+    from kinetic.models.texture import Linear, dirac1d_texture
+
+    L, K, m, v = 40.0, 12.0, 0.5, 1.0
+    pm = dirac1d_texture(m, Linear(value=0.0, slope=2 * np.pi / L), v=v)
+    p = Problem("1x1k", pm, (40, 960), Physics(mu=0.0, kT=0.01, tau=10.0, E=(0.0,), bands=(0,)),
+                x_range=(0.0, L), k_range=((-K, K),))
+    f, _ = Transport(p).steady()
+    charge = total(p, density(p, f) - K / np.pi)
+    assert charge == pytest.approx(-v * K / np.sqrt(v**2 * K**2 + m**2), abs=1e-6)
