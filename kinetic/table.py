@@ -178,7 +178,8 @@ def run_table(run, out=None, command="kinetic table") -> Path:
 
 GEOMETRY_UNITS = {
     "k": "1/A", "energy": "eV", "velocity": "eV*A (hbar*v)", "curvature": "A^2",
-    "metric": "A^2", "bcp_gyn": "A^2/eV", "orbital_moment": "eV*A^2 (e/hbar units; x1.519e-4 -> A*m^2... see README)",
+    "metric": "A^2", "bcp_gyn": "A^2/eV",
+    "orbital_moment": "eV*A^2 in units of e/hbar (x 2.434135e-24 -> A*m^2)",
 }
 
 
