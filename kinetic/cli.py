@@ -13,7 +13,7 @@ from kinetic.errors import KineticError
 
 
 def _init_petsc(petsc_args: list[str]):
-    import mpi4py.MPI  # noqa: F401  (mpi4py first)
+    import mpi4py.MPI  # noqa: F401  (mpi4py first: it loads the MPI library)
     import petsc4py
 
     petsc4py.init([sys.argv[0]] + petsc_args)
@@ -33,11 +33,23 @@ def cmd_info(args, petsc_args) -> int:
     return 0
 
 
+def _refuse_double_dash(command, petsc_args):
+    """A mistyped --option must not vanish into PETSc's options database."""
+    from kinetic.errors import ConfigError
+
+    bad = [a for a in petsc_args if a.startswith("--")]
+    if bad:
+        raise ConfigError(f"kinetic {command}: unknown option {bad[0]!r} (PETSc options start "
+                          "with one '-')")
+
+
 def cmd_run(args, petsc_args) -> int:
+    _refuse_double_dash("run", petsc_args)
     PETSc = _init_petsc(petsc_args)
     from kinetic.run import run
 
-    run(args.run, out=args.out, say=lambda msg: PETSc.Sys.Print(msg))
+    run(args.run, out=args.out, say=lambda msg: PETSc.Sys.Print(msg), restart=args.restart,
+        force=args.force, quiet=args.quiet)
     return 0
 
 
@@ -65,11 +77,7 @@ def cmd_plot(args, petsc_args) -> int:
 
 
 def cmd_sweep(args, petsc_args) -> int:
-    from kinetic.errors import ConfigError
-
-    bad = [a for a in petsc_args if a.startswith("--")]
-    if bad:  # a mistyped sweep option must not vanish into PETSc's options database
-        raise ConfigError(f"kinetic sweep: unknown option {bad[0]!r} (PETSc options start with one '-')")
+    _refuse_double_dash("sweep", petsc_args)
     _init_petsc(petsc_args)
     from mpi4py import MPI
 
@@ -93,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="solve the kinetic equation on the (x, k) mesh of a run file")
     p.add_argument("run", help="run file (TOML)")
     p.add_argument("--out", help="output directory (default: output.dir or <run file stem>/)")
+    p.add_argument("--restart", metavar="DIR",
+                   help="continue a transient run from DIR/checkpoint.npz (same inputs only)")
+    p.add_argument("--force", action="store_true",
+                   help="run even if the memory estimate exceeds the available memory")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("table", help="homogeneous response table (CSV) from a run file")
     p.add_argument("run", help="run file (TOML)")

@@ -46,6 +46,9 @@ class SolverRun:
     ts_type: str = "arkimex"
     reconstruction: str = "upwind"
     dt_fs: float | None = None
+    checkpoint_steps: int | None = None  # solver.checkpoint = { every_steps, every_minutes }
+    checkpoint_minutes: float | None = None
+    force: bool = False  # run even if the memory estimate exceeds MemAvailable
     output_dir: Path | None = None
 
 
@@ -63,6 +66,27 @@ def _tau_spec(value):
             raise ConfigError("physics.tau = []: give one τ (fs) per band")
         return tuple(_number(v, f"physics.tau[{i}]", positive=True) for i, v in enumerate(value))
     return _number(value, "physics.tau", positive=True)
+
+
+def _checkpoint_spec(value, mode):
+    """solver.checkpoint = { every_steps = N, every_minutes = M } -> (N or None, M or None)."""
+    if value is None:
+        return None, None
+    form = "{ every_steps = 100, every_minutes = 30.0 } (either or both)"
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(f"solver.checkpoint = {value!r}: expected {form}")
+    _unknown(value, {"every_steps", "every_minutes"}, "solver.checkpoint")
+    if mode != "transient":
+        raise ConfigError(f"solver.checkpoint: checkpoints are written by transient runs; "
+                          f"solver.mode = {mode!r} (allowed with checkpoint: \"transient\")")
+    steps = value.get("every_steps")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ConfigError(f"solver.checkpoint.every_steps = {steps!r}: expected an integer ≥ 1 "
+                          "(time steps between checkpoints)")
+    minutes = value.get("every_minutes")
+    if minutes is not None:
+        minutes = _number(minutes, "solver.checkpoint.every_minutes", positive=True)
+    return steps, minutes
 
 
 def load_solver_run(path) -> SolverRun:
@@ -157,7 +181,8 @@ def load_solver_run(path) -> SolverRun:
         raise ConfigError("[physics]: reservoir boundaries need mu_left and mu_right (eV)")
 
     sv = data.get("solver", {})
-    _unknown(sv, {"mode", "t_end", "ts_type", "dt", "reconstruction"}, "[solver]")
+    _unknown(sv, {"mode", "t_end", "ts_type", "dt", "reconstruction", "checkpoint", "force"},
+             "[solver]")
     recon = sv.get("reconstruction", "upwind")
     if recon not in ("upwind", "muscl"):
         raise ConfigError(f"solver.reconstruction = {recon!r}: allowed upwind (first order), "
@@ -171,6 +196,12 @@ def load_solver_run(path) -> SolverRun:
     ts_type = sv.get("ts_type", "arkimex")
     if not isinstance(ts_type, str):
         raise ConfigError(f"solver.ts_type = {ts_type!r}: expected a PETSc TS type name")
+
+    ck_steps, ck_minutes = _checkpoint_spec(sv.get("checkpoint"), mode)
+    force = sv.get("force", False)
+    if not isinstance(force, bool):
+        raise ConfigError(f"solver.force = {force!r}: expected true or false (true: run even if the "
+                          "memory estimate exceeds the available memory)")
 
     out = data.get("output", {})
     _unknown(out, {"dir"}, "[output]")
@@ -191,4 +222,5 @@ def load_solver_run(path) -> SolverRun:
         bands=tuple(bands) if bands is not None else None,
         mode=mode, t_end_fs=t_end, ts_type=ts_type, reconstruction=recon,
         dt_fs=_number(sv["dt"], "solver.dt", positive=True) if "dt" in sv else None,
+        checkpoint_steps=ck_steps, checkpoint_minutes=ck_minutes, force=force,
         output_dir=outdir)

@@ -118,11 +118,10 @@ class Transport:
     def face_fluxes(self, fvec, E):
         """The scheme's phase-space fluxes of f through q1- and q2-faces (conservative):
         scheme(f − f_ref) + exact(f_ref) when well-balanced, else scheme(f)."""
-        g = self._ghost_values(fvec)
         if not self._well_balanced():
-            return self.scheme_face_fluxes(g, E)
-        gref, (X1, X2) = self._reference(E)
-        P1, P2 = self.scheme_face_fluxes(g - gref, E)
+            return self.scheme_face_fluxes(self._ghost_values(fvec), E)
+        gref, (X1, X2) = self._reference(E)  # first: building it reuses the local work vector
+        P1, P2 = self.scheme_face_fluxes(self._ghost_values(fvec) - gref, E)
         return P1 + X1, P2 + X2
 
     def flux_divergence(self, fvec, E) -> np.ndarray:
@@ -248,7 +247,7 @@ class Transport:
         return self.m.comm.tompi4py().allreduce(local, op=MPI.MIN)
 
     def transient(self, f0, t_end, field=None, ts_type="arkimex", monitor=None, dt=None,
-                  rtol=1e-7, atol=1e-10):
+                  rtol=1e-7, atol=1e-10, t0=0.0):
         """Integrate from f0 (Vec, modified in place) to t_end with PETSc TS.
 
         field(t) -> E tuple (default: the static physics.E); monitor(step, t, f) is called every
@@ -298,10 +297,11 @@ class Transport:
             J.assemble()
             ts.setIFunction(ifunction, f0.duplicate())
             ts.setIJacobian(ijacobian, J)
-        step = 0.9 * self.cfl_dt(field(0.0))
+        step = 0.9 * self.cfl_dt(field(t0))
         if not imex:
             step = min(step, 0.5 * float(np.min(p.tau)) if np.size(p.tau) else step)
         ts.setTimeStep(dt or step)
+        ts.setTime(t0)  # > 0 when continuing from a checkpoint
         ts.setMaxTime(t_end)
         ts.setMaxSteps(10**9)
         ts.setExactFinalTime(PETSc.TS.ExactFinalTime.MATCHSTEP)
