@@ -74,6 +74,11 @@ class PhaseMesh:
         self.xda = PETSc.DMDA().create([a1.n], dof=1, stencil_width=0, ownership_ranges=[lx],
                                        comm=comm)
         self.xda.setUp()
+        # the same x-ownership with one ghost cell, for x-derivatives of x-moments
+        self.xda_ghosted = PETSc.DMDA().create(
+            [a1.n], dof=1, stencil_width=1, ownership_ranges=[lx],
+            boundary_type=[bt.PERIODIC if a1.periodic else bt.GHOSTED], comm=comm)
+        self.xda_ghosted.setUp()
         self.ao = self.da.getAO()
 
     # ------------------------------------------------------------------ local geometry
@@ -150,5 +155,5 @@ class PhaseMesh:
         return self.comm.tompi4py().allreduce(value)
 
     def destroy(self):
-        for obj in (self.da, self.xda):
+        for obj in (self.da, self.xda, self.xda_ghosted):
             obj.destroy()

@@ -15,8 +15,32 @@ def density(problem, fvec) -> np.ndarray:
     f = problem.mesh.local_view(fvec)
     w = problem.D * f * problem.measure()
     if problem.layout in ("1x1k", "1x2k"):
-        return w.sum(axis=(0, 2))
+        n = w.sum(axis=(0, 2))
+        if "obs_quadrupole" in problem.phys.terms:
+            n = n + quadrupole_density(problem, f)
+        return n
     return w.sum()
+
+
+def quadrupole_density(p, f) -> np.ndarray:
+    """½ ∂²_x Σ_n ∫dk/2π g^n_kk f_n (physics.md §6.1), second difference across x-cells
+    (neighbour columns by a ghost exchange on the companion x-DMDA). Collective."""
+    Q = (p.g_kk * f).sum(axis=(0, 2)) * p.measure()  # (n1l,)
+    m = p.mesh
+    a1 = m.axes[0]
+    v = m.xda_ghosted.createGlobalVec()
+    loc = m.xda_ghosted.createLocalVec()
+    v.getArray()[:] = Q
+    m.xda_ghosted.globalToLocal(v, loc)
+    q = loc.getArray(readonly=True).copy()
+    if not a1.periodic:  # zero-gradient continuation at the ends of an open x-range
+        if m.s1 == 0:
+            q[0] = q[1]
+        if m.e1 == a1.n:
+            q[-1] = q[-2]
+    v.destroy()
+    loc.destroy()
+    return 0.5 * (q[2:] - 2 * q[1:-1] + q[:-2]) / a1.h**2
 
 
 def energy_density(problem, fvec) -> np.ndarray:

@@ -157,6 +157,31 @@ class Problem:
         fold = lambda arrs: np.stack(arrs, -1).reshape(q1.shape + (-1,))  # noqa: E731
         return fold(eps_t), fold(eps), fold(D), g
 
+    def _metric_curvature(self, g_cell, g_corner):
+        """Cell averages of Ω″_kx = −½ ∂_a∂_b σ_ab = −½ ∂_a V_a, V = ∂_b σ_ab (1x1k;
+        physics.md §4.3): V_x = ∂_x g_kk − ∂_k g_kx on x-faces, V_k = ∂_k g_xx − ∂_x g_kx on
+        k-faces, each derivative a difference of cell-centre or corner values, so the cell
+        integral is a telescoping face flux (∫Ω″ over the torus vanishes to round-off)."""
+        a1, a2 = self.mesh.axes
+        m = self.mesh
+        # cell centres extended by one x-cell on each side (neighbour ranks / boundary)
+        x = a1.centres(m.s1 - 1, m.e1 + 1)
+        k = a2.centres(m.s2, m.e2)
+        K, X = np.meshgrid(k, x, indexing="ij")
+        H, dH = self.model.evaluate(X[..., None], K[..., None])
+        g_ext = band_geometry(H, dH, n_x=1)
+        out = []
+        for b in self.bands:
+            gkk = g_ext.metric[..., b, 1, 1]  # (n2, n1l+2)
+            gxx = g_cell.metric[..., b, 0, 0]  # (n2, n1l)
+            gkx_c = g_corner.metric[..., b, 1, 0]  # corners (n2+1, n1l+1)
+            Vx = (gkk[:, 1:] - gkk[:, :-1]) / a1.h - (gkx_c[1:] - gkx_c[:-1]) / a2.h  # x-faces
+            gxx_w = np.concatenate([gxx[-1:], gxx, gxx[:1]], axis=0)  # periodic k rows
+            Vk = (gxx_w[1:] - gxx_w[:-1]) / a2.h - (gkx_c[:, 1:] - gkx_c[:, :-1]) / a1.h
+            div = (Vx[:, 1:] - Vx[:, :-1]) / a1.h + (Vk[1:] - Vk[:-1]) / a2.h
+            out.append(-0.5 * div)
+        return np.stack(out, -1)
+
     def _shift_curvature(self, g_corner):
         """Cell averages of Ω′_kx = ∂_k A′_x − ∂_x A′_k (1x1k), from A′ at the corners by the
         exact discrete Stokes circulation −∮(A′_x dx + A′_k dk)/(Δx Δk) (trapezoid edges), so
@@ -199,11 +224,16 @@ class Problem:
         if not a1.periodic:  # corners outside [lo, hi] do not occur; clip for safety
             C1 = np.clip(C1, a1.lo, a1.hi)
         self.eps_corner, _, _, g_corner = self._band_fields(C1, C2)
+        second = {"A2_shift_texture", "A2_shift_field", "A2_metric_gradient"} & ph.terms
+        if second and self.layout != "1x1k":
+            raise ConfigError(f"physics.terms: {sorted(second)[0]!r} is implemented for the 1x1k "
+                              "layout so far (issue #5 extends it)")
         if {"A2_shift_texture", "A2_shift_field"} & ph.terms:
-            if self.layout != "1x1k":
-                raise ConfigError("physics.terms: the positional shift A′ is implemented for the "
-                                  "1x1k layout so far (issue #5 extends it)")
             self.D = self.D + self._shift_curvature(g_corner)
+        if "A2_metric_gradient" in ph.terms:
+            self.D = self.D + self._metric_curvature(g, g_corner)
+        if "obs_quadrupole" in ph.terms:
+            self.g_kk = np.stack([g.metric[..., b, 1, 1] for b in self.bands], -1)
         if np.any(self.D <= 0):
             raise ConfigError("phase-space density D ≤ 0 somewhere: the fields or textures are too "
                               "strong for semiclassics (D = 1 + Ω_kx + ... must stay positive)")

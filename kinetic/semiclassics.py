@@ -45,7 +45,8 @@ TERMS: dict[str, Term] = {t.name: t for t in [
 FIRST_ORDER = ("berry_kk", "berry_kx", "berry_xx", "E1_gradient")
 #: second-order terms the phase-space solver implements so far (issue #5 adds the rest)
 SOLVER_IMPLEMENTED = set(FIRST_ORDER) | {"relax_to_corrected_energy", "A2_shift_texture",
-                                         "A2_threeband", "A2_shift_field"}
+                                         "A2_threeband", "A2_shift_field", "A2_metric_gradient",
+                                         "obs_quadrupole"}
 DEFAULT_TERMS = FIRST_ORDER + ("relax_to_corrected_energy",)
 
 
@@ -64,6 +65,10 @@ def check_terms(names) -> frozenset:
 def check_solver_terms(names) -> frozenset:
     """check_terms, and refuse terms the phase-space solver does not implement yet."""
     terms = check_terms(names)
+    if ("A2_metric_gradient" in terms) != ("obs_quadrupole" in terms):
+        raise ConfigError("physics.terms: A2_metric_gradient and obs_quadrupole must be switched on "
+                          "together (physics.md §4.8 consistency rule: their densities cancel in "
+                          "insulators; one alone creates spurious bound charge)")
     missing = sorted(terms - SOLVER_IMPLEMENTED)
     if missing:
         raise ConfigError(f"physics.terms: {missing[0]!r} is specified in physics.md §4.8 but not "

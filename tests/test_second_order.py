@@ -64,3 +64,49 @@ def test_total_charge_unchanged_by_second_order():
     L = 48
     n = solver_density(L, FIRST_ORDER + ("A2_shift_texture",), nk=128)
     assert n.sum() == pytest.approx(L - 1, abs=1e-9)
+
+
+def test_metric_gradient_and_quadrupole_cancel_in_insulator():
+    """physics.md §6.1: in a filled band −∇·P^(g) + ½∂∂Q = 0, so switching on A″ together with
+    the quadrupole density leaves the insulator density unchanged (to round-off), while Ω″ itself
+    is not zero; the total charge stays N + C."""
+    L = 48
+    base = FIRST_ORDER + ("A2_shift_texture",)
+    n_a = solver_density(L, base, nk=128)
+    n_b = solver_density(L, base + ("A2_metric_gradient", "obs_quadrupole"), nk=128)
+    assert np.abs(n_b - n_a).max() < 1e-12
+    p = Problem("1x1k", rice_mele_ring(L), (L, 128),
+                Physics(mu=0.0, kT=0.005, tau=10.0, E=(0.0,), bands=(0,),
+                        terms=frozenset(base + ("A2_metric_gradient", "obs_quadrupole"))),
+                x_range=(-0.5, L - 0.5))
+    p0 = Problem("1x1k", rice_mele_ring(L), (L, 128),
+                 Physics(mu=0.0, kT=0.005, tau=10.0, E=(0.0,), bands=(0,), terms=frozenset(base)),
+                 x_range=(-0.5, L - 0.5))
+    dOmega = p.D - p0.D  # the cell averages of Ω″
+    assert np.abs(dOmega).max() > 1e-4
+    assert abs(dOmega.sum()) < 1e-12 * np.abs(dOmega).sum()
+
+
+def test_metric_gradient_in_a_metal_is_a_real_density():
+    """In a metal A″ and the quadrupole do not cancel (Fermi-surface terms, physics.md §6.1); at
+    fixed μ the quadrupole moves no charge (a total x-derivative) while Ω″ changes the count by
+    Σ Ω″ f (its phase-space integral vanishes only against a constant f)."""
+    L = 48
+    base = FIRST_ORDER + ("A2_shift_texture",)
+    ph = lambda terms: Physics(mu=-0.35, kT=0.05, tau=10.0, E=(0.0,), bands=(0,),  # noqa: E731
+                               terms=frozenset(terms))
+    n = {}
+    for key, terms in (("a", base), ("b", base + ("A2_metric_gradient", "obs_quadrupole"))):
+        p = Problem("1x1k", rice_mele_ring(L), (L, 256), ph(terms), x_range=(-0.5, L - 0.5))
+        f, _ = Transport(p).steady()
+        n[key] = density(p, f)
+    diff = n["b"] - n["a"]
+    assert np.abs(diff).max() > 1e-7
+
+
+@pytest.mark.parametrize("terms", [("A2_metric_gradient",), ("obs_quadrupole",)])
+def test_consistency_rule_enforced(terms):
+    from kinetic.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="switched on together"):
+        solver_density(16, FIRST_ORDER + terms, nk=32)
