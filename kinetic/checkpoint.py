@@ -19,9 +19,8 @@ stamp differs, naming both stamps and the changed parts.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 import kinetic
 from kinetic import units
 from kinetic.errors import ConfigError, KineticError
+from kinetic.fileio import atomic_write
 
 NAME = "checkpoint.npz"
 
@@ -67,26 +67,10 @@ def stamp_of(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def publish(tmp, path) -> None:
-    """Rename a completed temporary file to ``path`` with the permissions of a plain create
-    (mkstemp makes it 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)
-    os.replace(tmp, path)
-
-
 def _write_npz(path: Path, arrays: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write(path, buf.getvalue(), fsync=True)
 
 
 def save(outdir: Path, mesh, fvec, state: dict, series: list, diagnostics: list) -> Path:

@@ -68,10 +68,18 @@ def cmd_geometry(args, petsc_args) -> int:
 
 
 def cmd_plot(args, petsc_args) -> int:
-    from kinetic.plot import plot_table
+    from pathlib import Path
 
-    out = plot_table(args.table, args.quantity, args.component, vs=args.vs, out=args.out,
-                     fmt=args.format)
+    from kinetic.errors import ConfigError
+    from kinetic.plot import plot_run, plot_table
+
+    if Path(args.table).is_dir():
+        out = plot_run(args.table, out=args.out, fmt=args.format)
+    else:
+        if not args.quantity:
+            raise ConfigError("kinetic plot TABLE.csv: --quantity is required (e.g. ahc, drude)")
+        out = plot_table(args.table, args.quantity, args.component, vs=args.vs, out=args.out,
+                         fmt=args.format)
     print(f"kinetic: wrote {out}", file=sys.stderr)
     return 0
 
@@ -127,9 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run file (TOML)")
     p.add_argument("--out", required=True, help="output .npz")
     p.set_defaults(func=cmd_geometry)
-    p = sub.add_parser("plot", help="plot one quantity of a table (PNG/PDF/SVG)")
-    p.add_argument("table", help="a CSV table written by `kinetic table`")
-    p.add_argument("--quantity", required=True, help="e.g. ahc, drude, density")
+    p = sub.add_parser("plot", help="plot a table quantity, or a `kinetic run` output directory")
+    p.add_argument("table", help="a CSV table written by `kinetic table`, or a run directory")
+    p.add_argument("--quantity", help="table quantity, e.g. ahc, drude, density")
     p.add_argument("--component", default="", help="e.g. xy (empty for scalars)")
     p.add_argument("--vs", default="mu", choices=["mu", "T", "tau"], help="x axis")
     p.add_argument("--out", help="output file (default: next to the table)")

@@ -12,8 +12,11 @@ from pathlib import Path
 from kinetic.errors import ConfigError
 
 
-def atomic_write(path, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` via a temporary file + rename; ConfigError if impossible."""
+def atomic_write(path, data: bytes | str, fsync: bool = False) -> Path:
+    """Write ``data`` to ``path`` via a temporary file + rename; ConfigError if impossible.
+
+    The file gets the permissions of a plain create (mkstemp makes it 0600); ``fsync`` forces
+    the data to disk before the rename (checkpoints)."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
@@ -25,6 +28,12 @@ def atomic_write(path, data: bytes | str) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode() if isinstance(data, str) else data)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -198,3 +198,67 @@ def plot_table(table_path, quantity: str, component: str | None, vs: str = "mu",
     fig.savefig(buf, format=fmt, dpi=150)
     atomic_write(out, buf.getvalue())
     return out
+
+
+def plot_run(rundir, out=None, fmt: str = "png") -> Path:
+    """Figure of a ``kinetic run`` output directory: the distribution f on the phase-space mesh
+    (band 0 / first dof) and, for textures, the x-fields n(x), j(x); for transient runs also the
+    totals against t. Axes carry the units stored in ``fields.npz`` / ``timeseries.csv``."""
+    import csv as _csv
+    import json
+
+    import numpy as np
+
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ConfigError("plotting needs matplotlib; install the plot extra: "
+                          "pip install 'kinetic[plot]'") from None
+    rundir = Path(rundir)
+    path = rundir / "fields.npz"
+    if not path.is_file():
+        raise ConfigError(f"kinetic plot {str(rundir)!r}: no fields.npz (not a `kinetic run` "
+                          "output directory)")
+    z = np.load(path)
+    units = json.loads(str(z["units"]))
+    q1 = next(k for k in z.files if k.startswith("q1_"))
+    q2 = next(k for k in z.files if k.startswith("q2_"))
+    series_path = rundir / "timeseries.csv"
+    panels = 1 + ("n" in z.files) + series_path.is_file()
+    fig = Figure(figsize=(5.0 * panels, 4.2), layout="constrained")
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    name = lambda key: key.split("_", 1)[1]  # noqa: E731
+    f = z["f"][..., 0]
+    im = axes[0].pcolormesh(z[q1], z[q2], f, shading="nearest", cmap="viridis")
+    fig.colorbar(im, ax=axes[0], label="f (occupation)")
+    axes[0].set(xlabel=f"{name(q1)} ({units[q1]})", ylabel=f"{name(q2)} ({units[q2]})",
+                title="distribution f, first band")
+    i = 1
+    if "n" in z.files:
+        ax = axes[i]
+        i += 1
+        x = z[q1]
+        ax.plot(x, z["n"], color="C0")
+        ax.set(xlabel=f"x ({units[q1]})", ylabel=f"n ({units['n']})", title="x-fields")
+        if "j" in z.files:
+            ax2 = ax.twinx()
+            ax2.plot(x, z["j"], color="C1")
+            ax2.set_ylabel(f"j ({units['j']})", color="C1")
+    if series_path.is_file():
+        rows = list(_csv.reader(series_path.read_text().splitlines()))
+        head, data = rows[0], rows[1:]
+        t = np.array([float(r[0]) for r in data])
+        ax = axes[i]
+        for col, label in enumerate(head[1:], start=1):
+            vals = [json.loads(r[col]) for r in data]
+            arr = np.array([v if np.ndim(v) == 0 else v[0] for v in vals], float)
+            if label.startswith("current") or label.startswith("mean_current"):
+                ax.plot(t, arr, label=label.replace("_", " "))
+        ax.set(xlabel="t (fs)", ylabel="current", title="time series")
+        ax.legend(fontsize="small")
+    fmt = (Path(out).suffix[1:].lower() or fmt) if out is not None else fmt
+    out = Path(out) if out is not None else rundir / f"run.{fmt}"
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=130)
+    atomic_write(out, buf.getvalue())
+    return out

@@ -19,9 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import resource
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import numpy as np
 import kinetic
 from kinetic import checkpoint, units
 from kinetic.errors import ConfigError, KineticError
+from kinetic.fileio import atomic_write
 from kinetic.models.loader import build_model
 from kinetic.observables import density, energy_density, number_current, total
 from kinetic.problem import Physics, Problem
@@ -168,17 +167,6 @@ def observables(p: Problem, tr: Transport, f, f_eq=None) -> dict:
     return out
 
 
-def _atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        checkpoint.publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _vtk_unit(unit: str) -> str:
     """A unit as a VTK-safe name suffix: 1/m -> per_m, 1/m^2 -> per_m2, A/m -> A_per_m."""
     return unit.replace("1/", "per_").replace("/", "_per_").replace("^", "")
@@ -194,7 +182,7 @@ def write_vtk(path: Path, x_A: np.ndarray, fields: dict) -> None:
     for name, vals in fields.items():
         lines += [f"SCALARS {name} double 1", "LOOKUP_TABLE default",
                   " ".join(f"{v:.17g}" for v in vals)]
-    _atomic(path, ("\n".join(lines) + "\n").encode())
+    atomic_write(path, ("\n".join(lines) + "\n").encode())
 
 
 # ---------------------------------------------------------------------------- memory estimate
@@ -436,7 +424,7 @@ def run(path, out=None, say=print, restart=None, *, force=False, quiet=False, co
 
 def _write_outputs(outdir, p, obs, fgrid, summary, series, diag, say) -> None:
     """Rank 0: summary.json, fields.npz (+ fields.vtk), timeseries.csv, diagnostics.csv."""
-    _atomic(outdir / "summary.json", (json.dumps(summary, indent=2, default=float) + "\n").encode())
+    atomic_write(outdir / "summary.json", (json.dumps(summary, indent=2, default=float) + "\n").encode())
     a1, a2 = p.mesh.axes
     fields = {"f": fgrid, f"q2_{a2.name}": a2.centres(0, a2.n), f"q1_{a1.name}": a1.centres(0, a1.n)}
     unit_map = {"f": "occupation (N_q2, N_q1, bands)", f"q1_{a1.name}": "A" if a1.name == "x" else "1/A",
@@ -454,13 +442,13 @@ def _write_outputs(outdir, p, obs, fgrid, summary, series, diag, say) -> None:
                   {f"{k}_{_vtk_unit(unit_map[k])}": fields[k] for k in obs["x_fields"]})
     buf = io.BytesIO()
     np.savez(buf, units=np.array(json.dumps(unit_map)), **fields)
-    _atomic(outdir / "fields.npz", buf.getvalue())
+    atomic_write(outdir / "fields.npz", buf.getvalue())
     if series:
         keys = list(series[0][1])
-        _atomic(outdir / "timeseries.csv", _csv(
+        atomic_write(outdir / "timeseries.csv", _csv(
             ["t_fs"] + [f"{k}_{series[0][1][k]['unit']}" for k in keys],
             [[f"{t:.10g}"] + [o[k]["value"] for k in keys] for t, o in series]))
-    _atomic(outdir / "diagnostics.csv", diag)
+    atomic_write(outdir / "diagnostics.csv", diag)
     say(f"kinetic: wrote {outdir}/summary.json, fields.npz"
         + (", fields.vtk" if "x_fields" in obs else "") + (", timeseries.csv" if series else "")
         + ", diagnostics.csv")

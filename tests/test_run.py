@@ -227,3 +227,18 @@ def test_memory_refusal_and_force(tmp_path, monkeypatch, capsys):
     p.write_text(RING + "[solver]\nforce = 1\n")
     assert main(["run", str(p), "--out", str(tmp_path / "h")]) == 2
     assert "solver.force = 1: expected true or false" in capsys.readouterr().err
+
+
+def test_plot_run_directory(tmp_path, capsys):
+    """`kinetic plot RUNDIR`: f on the phase-space mesh, x-fields; a table needs --quantity."""
+    pytest.importorskip("matplotlib")
+    p = tmp_path / "ring.toml"
+    p.write_text(RING)
+    assert main(["run", str(p), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert main(["plot", str(tmp_path / "o")]) == 0
+    png = (tmp_path / "o" / "run.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10000
+    (tmp_path / "t.csv").write_text("x\n")
+    capsys.readouterr()
+    assert main(["plot", str(tmp_path / "t.csv")]) == 2
+    assert "--quantity is required" in capsys.readouterr().err
