@@ -18,8 +18,22 @@ def density(problem, fvec) -> np.ndarray:
         n = w.sum(axis=(0, 2))
         if "obs_quadrupole" in problem.phys.terms:
             n = n + quadrupole_density(problem, f)
+        if "wk_correction" in problem.phys.terms:
+            n = n + wigner_kirkwood_density(problem)
         return n
     return w.sum()
+
+
+def wigner_kirkwood_density(p) -> np.ndarray:
+    """Σ_n ∫dk/2π [w₂ f″(ε_n) + w₃ f‴(ε_n)] at the equilibrium (μ, T) (physics.md §4.6;
+    comparison with exact quantum densities only). Owned x-cells (n1l,)."""
+    kT = p.phys.kT
+    f = 0.5 * (1.0 - np.tanh(0.5 * (p.eps_bare - p.phys.mu) / kT))
+    f1 = -f * (1 - f)  # df/dx, x = (ε − μ)/k_BT
+    f2 = -f1 * (1 - 2 * f)
+    f3 = f1 * (1 - 6 * f + 6 * f * f)
+    w = p.wk_w2 * f2 / kT**2 + p.wk_w3 * f3 / kT**3
+    return w.sum(axis=(0, 2)) * p.measure()
 
 
 def quadrupole_density(p, f) -> np.ndarray:

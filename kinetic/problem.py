@@ -19,7 +19,7 @@ from kinetic.mesh import Axis, PhaseMesh
 from kinetic.operator import StreamOperator, fermi
 from kinetic.semiclassics import (DEFAULT_TERMS, check_solver_terms, corrected_energy,
                                   curvature_blocks, field_shift, phase_space_density,
-                                  positional_shift)
+                                  positional_shift, wigner_kirkwood)
 
 TWO_PI = 2 * np.pi
 
@@ -234,6 +234,14 @@ class Problem:
             self.D = self.D + self._metric_curvature(g, g_corner)
         if "obs_quadrupole" in ph.terms:
             self.g_kk = np.stack([g.metric[..., b, 1, 1] for b in self.bands], -1)
+        if "wk_correction" in ph.terms:
+            if self.layout != "1x1k":
+                raise ConfigError("physics.terms: wk_correction is implemented for 1x1k so far")
+            H, dH, d2H = self.model.evaluate(Q1[..., None], Q2[..., None], order=2)
+            g2 = band_geometry(H, dH, d2H, n_x=1)
+            w = [wigner_kirkwood(g2, b) for b in self.bands]
+            self.wk_w2 = np.stack([a for a, _ in w], -1)
+            self.wk_w3 = np.stack([b for _, b in w], -1)
         if np.any(self.D <= 0):
             raise ConfigError("phase-space density D ≤ 0 somewhere: the fields or textures are too "
                               "strong for semiclassics (D = 1 + Ω_kx + ... must stay positive)")
