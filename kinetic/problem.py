@@ -19,7 +19,7 @@ from kinetic.mesh import Axis, PhaseMesh
 from kinetic.operator import StreamOperator, fermi
 from kinetic.semiclassics import (DEFAULT_TERMS, check_solver_terms, corrected_energy,
                                   curvature_blocks, field_shift, phase_space_density,
-                                  positional_shift, wigner_kirkwood)
+                                  positional_shift, second_order_energy, wigner_kirkwood)
 
 TWO_PI = 2 * np.pi
 
@@ -157,6 +157,31 @@ class Problem:
         fold = lambda arrs: np.stack(arrs, -1).reshape(q1.shape + (-1,))  # noqa: E731
         return fold(eps_t), fold(eps), fold(D), g
 
+    def _second_order_energy(self, X, K, delta=2e-3):
+        """ε⁽²⁾_c (two bands, physics.md §4.5) at points (X, K) for every selected band, with
+        ∂a∂bσ_ab of term (iv) from central differences of the metric at (X ± δ, K ± δ)."""
+        H, dH, d2H = self.model.evaluate(X[..., None], K[..., None], order=2)
+        g = band_geometry(H, dH, d2H, n_x=1)
+        lap = None
+        if "E2_metric_laplacian" in self.phys.terms:
+            def metric(dx, dk):
+                Hs, dHs = self.model.evaluate((X + dx)[..., None], (K + dk)[..., None])
+                return band_geometry(Hs, dHs, n_x=1).metric
+
+            g0 = g.metric
+            gxp, gxm, gkp, gkm = (metric(delta, 0), metric(-delta, 0), metric(0, delta),
+                                  metric(0, -delta))
+            gpp, gpm, gmp, gmm = (metric(delta, delta), metric(delta, -delta),
+                                  metric(-delta, delta), metric(-delta, -delta))
+            # ∂a∂bσ_ab = ∂x²g_kk − 2∂x∂k g_kx + ∂k²g_xx   (σ = J g Jᵀ)
+            lap = ((gxp[..., 1, 1] - 2 * g0[..., 1, 1] + gxm[..., 1, 1]) / delta**2
+                   - 2 * (gpp[..., 1, 0] - gpm[..., 1, 0] - gmp[..., 1, 0] + gmm[..., 1, 0])
+                   / (4 * delta**2)
+                   + (gkp[..., 0, 0] - 2 * g0[..., 0, 0] + gkm[..., 0, 0]) / delta**2)
+        out = [second_order_energy(g, b, self.phys.terms,
+                                   None if lap is None else lap[..., b]) for b in self.bands]
+        return np.stack(out, -1)
+
     def _metric_curvature(self, g_cell, g_corner):
         """Cell averages of Ω″_kx = −½ ∂_a∂_b σ_ab = −½ ∂_a V_a, V = ∂_b σ_ab (1x1k;
         physics.md §4.3): V_x = ∂_x g_kk − ∂_k g_kx on x-faces, V_k = ∂_k g_xx − ∂_x g_kx on
@@ -224,6 +249,13 @@ class Problem:
         if not a1.periodic:  # corners outside [lo, hi] do not occur; clip for safety
             C1 = np.clip(C1, a1.lo, a1.hi)
         self.eps_corner, _, _, g_corner = self._band_fields(C1, C2)
+        E2 = {"E2_quadrupole", "E2_bcp", "E2_curv2", "E2_metric_laplacian"} & ph.terms
+        if E2:
+            if self.layout != "1x1k":
+                raise ConfigError(f"physics.terms: {sorted(E2)[0]!r} is implemented for the 1x1k "
+                                  "layout so far (issue #5 extends it)")
+            self.eps_cell = self.eps_cell + self._second_order_energy(Q1, Q2)
+            self.eps_corner = self.eps_corner + self._second_order_energy(C1, C2)
         second = {"A2_shift_texture", "A2_shift_field", "A2_metric_gradient"} & ph.terms
         if second and self.layout != "1x1k":
             raise ConfigError(f"physics.terms: {sorted(second)[0]!r} is implemented for the 1x1k "

@@ -46,7 +46,8 @@ FIRST_ORDER = ("berry_kk", "berry_kx", "berry_xx", "E1_gradient")
 #: second-order terms the phase-space solver implements so far (issue #5 adds the rest)
 SOLVER_IMPLEMENTED = set(FIRST_ORDER) | {"relax_to_corrected_energy", "A2_shift_texture",
                                          "A2_threeband", "A2_shift_field", "A2_metric_gradient",
-                                         "obs_quadrupole", "wk_correction"}
+                                         "obs_quadrupole", "wk_correction", "E2_quadrupole",
+                                         "E2_bcp", "E2_curv2", "E2_metric_laplacian"}
 DEFAULT_TERMS = FIRST_ORDER + ("relax_to_corrected_energy",)
 
 
@@ -235,3 +236,38 @@ def wigner_kirkwood(geom, band: int) -> tuple[np.ndarray, np.ndarray]:
                        - 2 * xk_ij * v[..., nx + i] * v[..., j]
                        + kk * v[..., i] * v[..., j]) / 24
     return w2, w3
+
+
+def second_order_energy(geom, band: int, terms, laplacian_sigma=None) -> np.ndarray:
+    """Two-band wave-packet energy ε⁽²⁾_c of physics.md §4.5 (1D / quasi-1D, n_x = n_k = 1):
+
+    (i)   E2_quadrupole        ½ σ_ab ∂a∂b ε̄ = ½(g_kk ε̄_xx − 2 g_kx ε̄_xk + g_xx ε̄_kk)
+    (ii)  E2_bcp               ½ G^R_ab Φ_a[ε̄] Φ_b[2ε_n − ε̄]
+    (iii) E2_curv2             −(ε_m − ε_n)/4 Ω_kx²
+    (iv)  E2_metric_laplacian  −(ε_m − ε_n)/8 ∂a∂bσ_ab   (``laplacian_sigma`` = ∂a∂bσ_ab)
+
+    ε̄ = (ε_n + ε_m)/2 the mid-point energy; Φ[φ] = (∂_k φ, −∂_x φ). Needs ``inverse_mass``
+    (∂²H). eV."""
+    if geom.energy.shape[-1] != 2:
+        raise ConfigError("physics.terms: the E2_* energy terms have closed forms for two-band "
+                          "models only (physics.md §4.5, §9 item 2)")
+    m = 1 - band
+    e_n, e_m = geom.energy[..., band], geom.energy[..., m]
+    v = geom.velocity  # (..., 2, nb): ∂_x, ∂_k
+    Hbar = 0.5 * (geom.inverse_mass[..., band, :, :] + geom.inverse_mass[..., m, :, :])
+    g = geom.metric[..., band, :, :]
+    out = np.zeros(e_n.shape)
+    if "E2_quadrupole" in terms:
+        out = out + 0.5 * (g[..., 1, 1] * Hbar[..., 0, 0] - 2 * g[..., 1, 0] * Hbar[..., 0, 1]
+                           + g[..., 0, 0] * Hbar[..., 1, 1])
+    if "E2_bcp" in terms:
+        vbar = 0.5 * (v[..., :, band] + v[..., :, m])
+        w = 2 * v[..., :, band] - vbar  # ∇(2ε_n − ε̄)
+        phi1 = np.stack([vbar[..., 1], -vbar[..., 0]], -1)
+        phi2 = np.stack([w[..., 1], -w[..., 0]], -1)
+        out = out + 0.5 * np.einsum("...a,...ab,...b->...", phi1, geom.bcp_R[..., band, :, :], phi2)
+    if "E2_curv2" in terms:
+        out = out - 0.25 * (e_m - e_n) * geom.curvature[..., band, 1, 0] ** 2
+    if "E2_metric_laplacian" in terms:
+        out = out - 0.125 * (e_m - e_n) * laplacian_sigma
+    return out
