@@ -87,7 +87,7 @@ def save(outdir: Path, mesh, fvec, state: dict, series: list, diagnostics: list)
             _write_npz(path, {"f": fgrid, "state": np.array(json.dumps(full, default=float)),
                               "series": np.array(json.dumps(series, default=float)),
                               "diagnostics": np.array(json.dumps(diagnostics, default=float))})
-        except OSError as exc:
+        except (OSError, KineticError) as exc:
             err = f"checkpoint {str(path)!r}: cannot write ({exc.strerror or exc})"
     err = comm.bcast(err, root=0)
     if err is not None:

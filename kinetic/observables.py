@@ -105,11 +105,10 @@ def transverse_current(p, f, E) -> np.ndarray:
     nky = p.nfold
     e = p.eps_cell.reshape(n2, n1l, nky, -1)
     kfreq = 2 * np.pi * np.fft.fftfreq(nky, d=p._ky_axis.h)
-    de_dky = np.real(np.fft.ifft(1j * kfreq[:, None] * np.fft.fft(e, axis=2), axis=2))
+    fe = np.fft.fft(e, axis=2)
     if nky % 2 == 0:  # drop the Nyquist mode's derivative (it is not real-representable)
-        fe = np.fft.fft(e, axis=2)
         fe[:, :, nky // 2] = 0
-        de_dky = np.real(np.fft.ifft(1j * kfreq[:, None] * fe, axis=2))
+    de_dky = np.real(np.fft.ifft(1j * kfreq[:, None] * fe, axis=2))
     de_dky = de_dky.reshape(p.eps_cell.shape)
     c = p.eps_corner
     de_dx = 0.5 * ((c[1:, 1:] - c[1:, :-1]) + (c[:-1, 1:] - c[:-1, :-1])) / a1.h

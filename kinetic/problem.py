@@ -18,7 +18,7 @@ from kinetic.geometry import band_geometry
 from kinetic.mesh import Axis, PhaseMesh
 from kinetic.operator import StreamOperator, fermi
 from kinetic.semiclassics import (DEFAULT_TERMS, check_solver_terms, corrected_energy,
-                                  curvature_blocks, field_shift, phase_space_density,
+                                  curvature_blocks, phase_space_density,
                                   positional_shift, second_order_energy, wigner_kirkwood)
 
 TWO_PI = 2 * np.pi
@@ -53,6 +53,8 @@ class Problem:
         physics.terms = check_solver_terms(physics.terms)
         nb_model = model.nb
         self.bands = tuple(range(nb_model)) if physics.bands is None else tuple(physics.bands)
+        if len(set(self.bands)) != len(self.bands):
+            raise ConfigError(f"physics.bands = {list(self.bands)}: a band is listed twice")
         for b in self.bands:
             if not 0 <= b < nb_model:
                 raise ConfigError(f"physics.bands: band {b} does not exist; the model has "
@@ -75,8 +77,8 @@ class Problem:
 
     # ------------------------------------------------------------------ set-up
     def _collective(self, fn):
-        """Run fn on every rank; if a user error (KineticError) occurs on any rank, raise it on
-        all ranks (the first rank's message), so no rank is left waiting in a collective."""
+        """Run fn on every rank; if a user error (KineticError) occurs on any rank, raise on all
+        ranks (a rank's own error, else the first failing rank's), so none waits in a collective."""
         from kinetic.errors import KineticError
 
         err = None
@@ -157,6 +159,18 @@ class Problem:
         fold = lambda arrs: np.stack(arrs, -1).reshape(q1.shape + (-1,))  # noqa: E731
         return fold(eps_t), fold(eps), fold(D), g
 
+    def _with_field(self, g):
+        """The geometry with the transport potential V = eE·x in every band energy (∂_x ε += E),
+        so that ε̄-flows include the field (physics.md §4.2: V is included in every ε)."""
+        E = float(np.atleast_1d(self.phys.E)[0])
+        if E == 0.0:
+            return g
+        import dataclasses
+
+        v = g.velocity.copy()
+        v[..., 0, :] += E
+        return dataclasses.replace(g, velocity=v)
+
     def _second_order_energy(self, X, K, delta=2e-3):
         """ε⁽²⁾_c (two bands, physics.md §4.5) at points (X, K) for every selected band, with
         ∂a∂bσ_ab of term (iv) from central differences of the metric at (X ± δ, K ± δ)."""
@@ -178,7 +192,8 @@ class Problem:
                    - 2 * (gpp[..., 1, 0] - gpm[..., 1, 0] - gmp[..., 1, 0] + gmm[..., 1, 0])
                    / (4 * delta**2)
                    + (gkp[..., 0, 0] - 2 * g0[..., 0, 0] + gkm[..., 0, 0]) / delta**2)
-        out = [second_order_energy(g, b, self.phys.terms,
+        gE = self._with_field(g)  # term (ii) includes the transport field in ε̄ and ε_n
+        out = [second_order_energy(gE, b, self.phys.terms,
                                    None if lap is None else lap[..., b]) for b in self.bands]
         return np.stack(out, -1)
 
@@ -216,12 +231,11 @@ class Problem:
         a1, a2 = self.mesh.axes
         out = []
         for b in self.bands:
-            if "A2_shift_texture" in ph.terms:
-                Ap = positional_shift(g_corner, b, threeband="A2_threeband" in ph.terms)
-            else:
-                Ap = np.zeros(g_corner.energy.shape[:-1] + (2,))
-            if "A2_shift_field" in ph.terms:
-                Ap[..., 1] += field_shift(g_corner, b, np.atleast_1d(ph.E)[:1])[..., 0]
+            three = "A2_threeband" in ph.terms
+            A_tex = positional_shift(g_corner, b, threeband=three)
+            Ap = A_tex if "A2_shift_texture" in ph.terms else np.zeros(A_tex.shape)
+            if "A2_shift_field" in ph.terms:  # V = eE·x in every ε̄: both A′_x and A′_k
+                Ap = Ap + positional_shift(self._with_field(g_corner), b, threeband=three) - A_tex
             Ax, Ak = Ap[..., 0], Ap[..., 1]  # corners (n2+1, n1l+1): axis 0 = k, axis 1 = x
             # counter-clockwise in (x, k): bottom (k−), right (x+), top (k+), left (x−)
             circ = (0.5 * (Ax[:-1, :-1] + Ax[:-1, 1:]) * a1.h
@@ -236,7 +250,8 @@ class Problem:
         Q1, Q2 = m.cell_centres()
         self.eps_cell, self.eps_bare, self.D, g = self._band_fields(Q1, Q2)
         if self.layout == "0x2k":
-            self.curv_z = np.stack([g.curvature[..., b, 0, 1] for b in self.bands], -1)
+            self.curv_z = (np.stack([g.curvature[..., b, 0, 1] for b in self.bands], -1)
+                           if "berry_kk" in ph.terms else np.zeros(self.D.shape))
         if self.layout == "1x2k":  # blocks entering the transverse velocity D ẏ (physics.md §5.2)
             terms, nx = ph.terms, 1
             pick = lambda a, b: np.stack([g.curvature[..., n, a, b] for n in self.bands],  # noqa

@@ -68,6 +68,11 @@ def build_problem(run: SolverRun, comm=None, model=None) -> Problem:
     E = run.electric_field or (0.0,) * dim
     if len(E) != dim:
         raise ConfigError(f"physics.electric_field = {list(E)}: give {dim} component(s) (V/m)")
+    terms = set(run.terms if run.terms is not None else DEFAULT_TERMS)
+    if run.field_time["kind"] != "static" and any(E) and terms & {"A2_shift_field", "E2_bcp"}:
+        raise ConfigError("physics.terms: A2_shift_field / E2_bcp depend on the field and are "
+                          "built for a static E; with field_time.kind = "
+                          f"{run.field_time['kind']!r} switch them off")
     if run.magnetic_field_T and layout != "0x2k":
         raise ConfigError("physics.magnetic_field: the explicit-B route needs a 2D homogeneous "
                           "model (0x2k); for textures use a Landau-gauge texture")
@@ -353,7 +358,13 @@ def _csv(header, rows) -> bytes:
     return s.getvalue().encode()
 
 
-def run(path, out=None, say=print, restart=None, *, force=False, quiet=False, comm=None) -> dict:
+def _rank0_print(msg):
+    from petsc4py import PETSc
+
+    PETSc.Sys.Print(msg)
+
+
+def run(path, out=None, say=_rank0_print, restart=None, *, force=False, quiet=False, comm=None) -> dict:
     """Execute a solver run file; returns the summary dict (on every rank).
 
     ``restart``: the output directory (or checkpoint.npz) of an interrupted transient run with

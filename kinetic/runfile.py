@@ -100,6 +100,9 @@ def load_solver_run(path) -> SolverRun:
         raise ConfigError(f"run file {str(path)!r}: not valid TOML: {exc}") from None
     base = path.resolve().parent
     _unknown(data, SECTIONS, "run file")
+    for sec in SECTIONS & set(data):
+        if not isinstance(data[sec], dict):
+            raise ConfigError(f"[{sec}] must be a table, got {data[sec]!r}")
     from kinetic.config import load_model_section
 
     model = load_model_section(data.get("model"), base)
@@ -111,6 +114,18 @@ def load_solver_run(path) -> SolverRun:
     builtin_args = tex.pop("args", {}) if builtin else {}
     if not isinstance(builtin_args, dict):
         raise ConfigError(f"texture.args = {builtin_args!r}: expected a table")
+    if builtin == "rice_mele_ring":
+        _unknown(builtin_args, {"delta", "Delta0", "phi3"}, "texture.args")
+        for key, val in builtin_args.items():
+            _number(val, f"texture.args.{key}")
+    for name, spec in tex.items():  # profile specs: a number, "module:function" or a table
+        if isinstance(spec, dict):
+            for key, val in spec.items():
+                if key not in ("kind", "profile", "entry_point") and not isinstance(val, (list, str)):
+                    _number(val, f"texture.{name}.{key}")
+        elif not isinstance(spec, (int, float, str)) or isinstance(spec, bool):
+            raise ConfigError(f"texture.{name} = {spec!r}: expected a number, a profile table "
+                              "{ kind = \"sine\", ... } or \"module:function\"")
 
     from kinetic.presets import apply_preset
 
@@ -205,6 +220,8 @@ def load_solver_run(path) -> SolverRun:
 
     out = data.get("output", {})
     _unknown(out, {"dir"}, "[output]")
+    if "dir" in out and not isinstance(out["dir"], str):
+        raise ConfigError(f"output.dir = {out['dir']!r}: expected a path string")
     outdir = (base / out["dir"]).resolve() if "dir" in out else None
 
     return SolverRun(

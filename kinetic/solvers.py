@@ -285,8 +285,32 @@ class Transport:
 
         ts = PETSc.TS().create(comm=m.comm)
         ts.setProblemType(PETSc.TS.ProblemType.NONLINEAR)
-        ts.setType(ts_type)
+        try:
+            ts.setType(ts_type)
+        except PETSc.Error:
+            ts.destroy()
+            from kinetic.errors import ConfigError
+
+            raise ConfigError(f"solver.ts_type = {ts_type!r}: not a PETSc TS type (e.g. arkimex, "
+                              "ssp, rk, beuler, cn, theta)") from None
+        step = 0.9 * self.cfl_dt(field(t0))
+        if not imex:
+            from mpi4py import MPI
+
+            tmin = m.comm.tompi4py().allreduce(float(np.min(p.tau)), op=MPI.MIN)  # same on all ranks
+            step = min(step, 0.5 * tmin)
+        ts.setTimeStep(dt or step)
+        ts.setTime(t0)  # > 0 when continuing from a checkpoint
+        ts.setMaxTime(t_end)
+        ts.setMaxSteps(10**9)
+        ts.setExactFinalTime(PETSc.TS.ExactFinalTime.MATCHSTEP)
+        ts.setTolerances(rtol=rtol, atol=atol)  # adaptive schemes (arkimex, rk); -ts_rtol overrides
+        if monitor is not None:
+            ts.setMonitor(lambda ts, i, t, u: monitor(i, t, u))
+        ts.setFromOptions()  # -ts_type may change the scheme: the split follows the final type
+        imex = ts.getType() == "arkimex"
         ts.setRHSFunction(advection, f0.duplicate())
+        J = None
         if imex:
             J = PETSc.Mat().createAIJ(((f0.getLocalSize(), None),) * 2, nnz=1, comm=m.comm)
             J.setUp()
@@ -297,24 +321,12 @@ class Transport:
             J.assemble()
             ts.setIFunction(ifunction, f0.duplicate())
             ts.setIJacobian(ijacobian, J)
-        step = 0.9 * self.cfl_dt(field(t0))
-        if not imex:
-            step = min(step, 0.5 * float(np.min(p.tau)) if np.size(p.tau) else step)
-        ts.setTimeStep(dt or step)
-        ts.setTime(t0)  # > 0 when continuing from a checkpoint
-        ts.setMaxTime(t_end)
-        ts.setMaxSteps(10**9)
-        ts.setExactFinalTime(PETSc.TS.ExactFinalTime.MATCHSTEP)
-        ts.setTolerances(rtol=rtol, atol=atol)  # adaptive schemes (arkimex, rk); -ts_rtol overrides
-        if monitor is not None:
-            ts.setMonitor(lambda ts, i, t, u: monitor(i, t, u))
-        ts.setFromOptions()
         ts.solve(f0)
         info = {"solver": f"TS {ts.getType()}", "steps": ts.getStepNumber(),
                 "time": ts.getTime(), "converged_reason": int(ts.getConvergedReason())}
         ts.destroy()
         inv_tau.destroy()
-        if imex:
+        if J is not None:
             J.destroy()
         return f0, info
 

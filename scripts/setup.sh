@@ -21,6 +21,9 @@ CACHE=${KINETIC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kinetic}
 DEFAULT_OPTS="--with-fc=0 --with-cxx=0 --with-x=0 --with-blaslapack-lib=-lopenblas"
 
 t0=$(date +%s)
+for tool in cc make; do
+    command -v "$tool" >/dev/null || { printf 'setup: ERROR: %s not found: install a C compiler and make (Debian/Ubuntu: apt-get install build-essential)\n' "$tool" >&2; exit 1; }
+done
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
 elapsed() { echo $(( $(date +%s) - t0 ))s; }
@@ -83,7 +86,10 @@ if [ -n "${PETSC_DIR:-}" ]; then
         "${PIP[@]}" --no-cache-dir "petsc4py==$ver.*"
     fi
 else
-    if ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so ' && [ -z "${PETSC_CONFIGURE_OPTIONS:-}" ]; then
+    # ldconfig lives in /sbin for non-root users; read its listing whole (no SIGPIPE under pipefail)
+    ldc=$(command -v ldconfig || echo /sbin/ldconfig)
+    libs=$("$ldc" -p 2>/dev/null || true)
+    if ! grep -q 'libopenblas\.so ' <<<"$libs" && [ -z "${PETSC_CONFIGURE_OPTIONS:-}" ]; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
             say "BLAS/LAPACK: installing libopenblas-dev with apt-get"
             (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev) >/dev/null \
@@ -111,6 +117,11 @@ else
                    --only-binary petsc "petsc4py==$PETSC_VERSION" ) >"$log" 2>&1; then
             tail -n 40 "$log" >&2
             die "PETSc build failed; full log: $log"
+        fi
+        # never cache a PETSc that came out without MPI
+        if "$VENV/bin/python" -c 'import sys, zipfile; sys.exit(b"define PETSC_HAVE_MPIUNI" not in
+zipfile.ZipFile(sys.argv[1]).read("petsc/include/petscconf.h"))' "$tmp"/petsc-"$PETSC_VERSION"-*.whl; then
+            die "the PETSc build in $tmp came out WITHOUT MPI (MPICC=$mpicc); not cached"
         fi
         printf 'built %s\noptions: %s\nmpicc: %s\n' "$(date -u +%FT%TZ)" "$opts" "$mpicc" >"$tmp/BUILD_INFO"
         rm -rf "$wheels" && mv "$tmp" "$wheels"

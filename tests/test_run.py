@@ -67,6 +67,11 @@ def test_transient_run_timeseries(tmp_path):
     (("x = { n = 32, length = 32.0 }", "x = { n = 32 }"), "missing length"),
     (('builtin = "rice_mele_ring"', 'builtin = "ring"'), "texture.builtin"),
     (("[mesh]", "[mesh]\nkk = 3"), "did you mean 'k'"),
+    (("bands = [0]", "bands = [0, 0]"), "listed twice"),
+    (('builtin = "rice_mele_ring"', 'builtin = "rice_mele_ring"\nargs = { delt = 0.5 }'),
+     "did you mean 'delta'"),
+    (("bands = [0]", 'bands = [0]\n[solver]\nmode = "fast"'), "solver.mode"),
+    (("[physics]", "[output]\ndir = 5\n[physics]"), "output.dir"),
 ])
 def test_bad_run_files(tmp_path, capsys, edit, msg):
     p = tmp_path / "r.toml"

@@ -382,3 +382,16 @@ def test_goldstone_wilczek_dirac_continuum():
     f, _ = Transport(p).steady()
     charge = total(p, density(p, f) - K / np.pi)
     assert charge == pytest.approx(-v * K / np.sqrt(v**2 * K**2 + m**2), abs=1e-6)
+
+
+def test_toggles_off_remove_the_anomalous_velocity():
+    """V14.5 in the solver: with every geometric term off, the 0x2k current of the QWZ band at
+    f = f_loc has no Hall component (the anomalous velocity E×Ω is gone)."""
+    ph = lambda terms: Physics(mu=1.1, kT=0.15, tau=5.0, E=(1e-3, 0.0),  # noqa: E731
+                               terms=frozenset(terms))
+    out = {}
+    for key, terms in (("off", ()), ("on", ("berry_kk",))):
+        p = Problem("0x2k", get_model("qwz", M=1.0), (32, 32), ph(terms))
+        tr = Transport(p)
+        out[key] = total(p, number_current(tr, p.field(p.f_loc)))
+    assert abs(out["off"][1]) < 1e-15 and abs(out["on"][1]) > 1e-6
