@@ -147,8 +147,9 @@ def load_model_section(m, base: Path) -> ModelSpec:
 
 
 
-def load_run(path) -> RunConfig:
-    """Parse and validate a run file."""
+def read_run_file(path, sections) -> tuple[bytes, dict, Path]:
+    """(raw bytes, parsed TOML, folder) of a run file whose top level holds only ``sections``,
+    each a table; ConfigError for unreadable files, bad TOML, unknown or non-table sections."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -158,11 +159,17 @@ def load_run(path) -> RunConfig:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"run file {str(path)!r}: not valid TOML: {exc}") from None
-    base = path.resolve().parent
-    _unknown(data, SECTIONS, "run file")
-    for sec in SECTIONS & set(data):
+    _unknown(data, sections, "run file")
+    for sec in sections & set(data):
         if not isinstance(data[sec], dict):
             raise ConfigError(f"[{sec}] must be a table, got {data[sec]!r}")
+    return raw, data, path.resolve().parent
+
+
+def load_run(path) -> RunConfig:
+    """Parse and validate a run file."""
+    path = Path(path)
+    raw, data, base = read_run_file(path, SECTIONS)
 
     model = load_model_section(data.get("model"), base)
 

@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kinetic.config import ModelSpec, _number, _unknown, tomllib
+from kinetic.config import ModelSpec, _number, _unknown, load_model_section, read_run_file
 from kinetic.errors import ConfigError
 
 SECTIONS = {"model", "texture", "mesh", "physics", "solver", "output"}
@@ -91,19 +91,7 @@ def _checkpoint_spec(value, mode):
 
 def load_solver_run(path) -> SolverRun:
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-        data = tomllib.loads(raw.decode("utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"run file {str(path)!r}: cannot read ({exc.strerror})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"run file {str(path)!r}: not valid TOML: {exc}") from None
-    base = path.resolve().parent
-    _unknown(data, SECTIONS, "run file")
-    for sec in SECTIONS & set(data):
-        if not isinstance(data[sec], dict):
-            raise ConfigError(f"[{sec}] must be a table, got {data[sec]!r}")
-    from kinetic.config import load_model_section
+    raw, data, base = read_run_file(path, SECTIONS)
 
     model = load_model_section(data.get("model"), base)
 
