@@ -44,6 +44,8 @@ demo: $(STAMP)
 	$(KINETIC) plot $(OUT)/haldane_table.csv --quantity ahc --component xy --vs mu
 	$(MPIEXEC) -n 2 $(KINETIC) run runs/ring_goldstone_wilczek.toml --out $(OUT)/ring_goldstone_wilczek
 	$(MPIEXEC) -n 2 $(KINETIC) run runs/esaki_tsu_bloch.toml --out $(OUT)/esaki_tsu_bloch
+	$(KINETIC) plot $(OUT)/esaki_tsu_bloch
+	$(KINETIC) plot $(OUT)/ring_goldstone_wilczek
 	@echo "demo outputs:"; ls -1 $(OUT) $(OUT)/*/
 
 ## μ × T sweep of the Haldane table on $(NP) ranks (SWEEP_FLAGS=--resume continues a killed one)
