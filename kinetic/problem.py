@@ -263,7 +263,14 @@ class Problem:
         a1 = m.axes[0]
         if not a1.periodic:  # corners outside [lo, hi] do not occur; clip for safety
             C1 = np.clip(C1, a1.lo, a1.hi)
-        self.eps_corner, _, _, g_corner = self._band_fields(C1, C2)
+        if self.layout in ("0x1k", "0x2k") and ph.B == 0:
+            # homogeneous, no B: ε̃ = ε at the corners (Δε⁽¹⁾ = 0, no m·B): eigenvalues suffice
+            k = C1[..., None] if self.layout == "0x1k" else np.stack([C1, C2], axis=-1)
+            ev = np.linalg.eigvalsh(self.model.hamiltonian(k))
+            self.eps_corner = ev[..., list(self.bands)].reshape(C1.shape + (-1,))
+            g_corner = None
+        else:
+            self.eps_corner, _, _, g_corner = self._band_fields(C1, C2)
         E2 = {"E2_quadrupole", "E2_bcp", "E2_curv2", "E2_metric_laplacian"} & ph.terms
         if E2:
             if self.layout != "1x1k":
