@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.kinetic-setup
 OUT     ?= out
 PYTEST  := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: setup test test-serial test-mpi test-slow demo bench info clean distclean tables sweep-haldane
+.PHONY: setup test test-serial test-mpi test-slow demo bench info clean distclean tables sweep-haldane runs
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh
@@ -57,6 +57,13 @@ sweep-haldane: $(STAMP)
 ## every table and run under runs/
 tables: sweep-haldane
 	$(KINETIC) table runs/haldane_table.toml --out $(OUT)/haldane_table.csv
+	$(KINETIC) table runs/wannier90_haldane_table.toml --out $(OUT)/wannier90_haldane_table.csv
+
+## every kinetic run under runs/ (NP ranks)
+runs: $(STAMP)
+	@for r in ring_goldstone_wilczek esaki_tsu_bloch magnetotransport metric_polarization_wall; do \
+	  $(MPIEXEC) -n $(NP) $(KINETIC) run runs/$$r.toml --out $(OUT)/$$r --quiet || exit 1; \
+	  $(KINETIC) plot $(OUT)/$$r || exit 1; done
 
 bench: $(STAMP)
 	$(PY) -m bench
