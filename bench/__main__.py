@@ -298,7 +298,7 @@ def breakdown(s):
     ev = {k: v["time_s"] for k, v in s["events"].items()}
     t = s["incl_assembly_s"]
     parts = {"assembly_and_rhs": s["assembly_and_rhs_s"], "pc_setup": s["pc_setup_s"],
-             "gmres_orthogonalization": ev.get("KSPOrthogonalize", 0.0),
+             "gmres_orthogonalization": ev.get("KSPOrthogonalize", 0.0),  # 0 for BiCGStab
              "pc_apply": ev.get("PCApply", 0.0), "matmult": ev.get("MatMult", 0.0)}
     parts["other_ksp"] = s["ksp_iterations_s"] - sum(
         parts[k] for k in ("gmres_orthogonalization", "pc_apply", "matmult"))
@@ -559,13 +559,12 @@ def main():
         "peak memory per rank = ru_maxrss; the mark is reset (/proc/self/clear_refs) after the "
         "Problem build, so 'solve' is the peak of Transport.steady with the problem's data "
         "resident, 'build' the peak of the band-geometry set-up",
-        "on 1 rank -steady_pc_type bjacobi is one block with ILU(0): the same preconditioner as "
-        "the default ILU",
+        "default steady solver: BiCGStab + ILU(1) on 1 rank, block Jacobi with ILU(1) blocks on "
+        "several; on 1 rank -steady_pc_type bjacobi is one block with ILU(0)",
         "linear solve = KSPSetUp + PCSetUp + PCSetUpOnBlocks + KSPSolve events (PETSc 3.26 logs "
         "the set-up outside KSPSolve); scipy/PETSc ratios compare it with scipy's factor + solve",
-        "the direct solve needs -steady_ksp_initial_guess_nonzero false next to -steady_ksp_type "
-        "preonly -steady_pc_type lu: Transport.steady sets a nonzero initial guess, which "
-        "KSPPREONLY rejects (PETSc error 83)",
+        "the direct solve is -steady_ksp_type preonly -steady_pc_type lu (Transport.steady drops "
+        "its nonzero initial guess for preonly)",
     ]
     res["other_processes_cpu_pct"] = meter.other_pct()
     noisy = sorted(k for k, v in runs.items() if (v.get("other_processes_cpu_pct") or 0) > 5)

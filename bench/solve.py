@@ -304,10 +304,7 @@ WAXPY_SIZE = 20_000_000  # doubles: 3 vectors × 160 MB, far beyond the 32 MB L3
 VARIANTS = {
     "default": {},
     "bjacobi": {"steady_pc_type": "bjacobi"},
-    # Transport.steady sets a nonzero initial guess, which KSPPREONLY refuses (PETSc error 83,
-    # "preonly doesn't make sense with nonzero initial guess"): switch it off for the direct solve
-    "lu": {"steady_ksp_type": "preonly", "steady_pc_type": "lu",
-           "steady_ksp_initial_guess_nonzero": "false"},
+    "lu": {"steady_ksp_type": "preonly", "steady_pc_type": "lu"},  # steady() drops the guess
 }
 
 
