@@ -98,19 +98,20 @@ class Transport:
         return self.scheme_face_fluxes(self._ghost_values(fvec), E)
 
     def _reference(self, E):
-        """(ghosted f_ref, exact face fluxes X1, X2 of f_ref) for the well-balanced scheme."""
-        key = tuple(np.atleast_1d(E))
-        if "ref" not in self._src_cache:
-            p, ph = self.p, self.p.phys
-            ref = p.field(p.op.reference(ph.mu, ph.kT))
-            self._src_cache["ref"] = self._ghost_values(ref).copy()
+        """(ghosted f_ref, exact face fluxes X1, X2 of f_ref) for the well-balanced scheme,
+        f_ref = f_FD(ε̃; μ, T) at the physics' current μ, T (cached per μ, T and E)."""
+        ph = self.p.phys
+        rkey = ("ref", ph.mu, ph.kT)
+        key = (ph.mu, ph.kT) + tuple(np.atleast_1d(E))
+        if rkey not in self._src_cache:
+            if len(self._src_cache) > 64:
+                self._src_cache = {}
+            ref = self.p.field(self.p.op.reference(ph.mu, ph.kT))
+            self._src_cache[rkey] = self._ghost_values(ref).copy()
             ref.destroy()
         if key not in self._src_cache:
-            ph = self.p.phys
-            if len(self._src_cache) > 64:
-                self._src_cache = {"ref": self._src_cache["ref"]}
             self._src_cache[key] = self.p.op.exact_reference_fluxes(E, ph.mu, ph.kT)
-        return self._src_cache["ref"], self._src_cache[key]
+        return self._src_cache[rkey], self._src_cache[key]
 
     def _well_balanced(self) -> bool:
         return self.p.phys.well_balanced and self.p.phys.boundary != "reservoir"
@@ -207,6 +208,50 @@ class Transport:
             x, info = self._steady_muscl(E, x, A, prefix, info)
         A.destroy()
         return x, info
+
+    def steady_sweep(self, points, E=None, prefix="steady_"):
+        """Steady states for many (μ eV, k_BT eV) with ONE assembled operator and ONE KSP
+        set-up — the operator depends on E, B and τ but not on μ, T, so a μ/T sweep of a
+        response only changes the right-hand side. First-order upwind; returns [Vec]."""
+        from petsc4py import PETSc
+
+        p, ph = self.p, self.p.phys
+        if ph.number_conserving or ph.reconstruction != "upwind" or callable(ph.tau):
+            from kinetic.errors import ConfigError
+
+            raise ConfigError("steady_sweep: needs the fixed-μ collision, upwind reconstruction "
+                              "and a constant τ (the operator must not depend on μ, T)")
+        E = ph.E if E is None else E
+        coll = self.AD / p.tau
+        A = p.op.matrix(E, coll)
+        ksp = PETSc.KSP().create(comm=self.m.comm)
+        ksp.setOptionsPrefix(prefix)
+        ksp.setOperators(A)
+        ksp.setType("bcgs")
+        ksp.getPC().setType("bjacobi" if self.m.comm.getSize() > 1 else "ilu")
+        ksp.setTolerances(rtol=1e-12, atol=1e-14, max_it=2000)
+        ksp.setFromOptions()
+        relax = p.eps_cell if "relax_to_corrected_energy" in ph.terms else p.eps_bare
+        mu0, kT0 = ph.mu, ph.kT
+        out = []
+        try:
+            for mu, kT in points:
+                ph.mu, ph.kT = float(mu), float(kT)
+                floc = 0.5 * (1.0 - np.tanh(0.5 * (relax - mu) / kT))
+                b = p.field(coll * floc + self.source(E) + self.wb_source(E))
+                x = b.duplicate()
+                ksp.solve(b, x)
+                b.destroy()
+                if ksp.getConvergedReason() < 0:
+                    from kinetic.errors import KineticError
+
+                    raise KineticError(f"steady_sweep: KSP did not converge at μ = {mu} eV")
+                out.append(x)
+        finally:
+            ph.mu, ph.kT = mu0, kT0
+            ksp.destroy()
+            A.destroy()
+        return out
 
     def residual(self, fvec, E) -> np.ndarray:
         """Steady residual Σ F_out f_face + A D (f − f_loc)/τ of the (possibly MUSCL) scheme."""

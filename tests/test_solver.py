@@ -395,3 +395,23 @@ def test_toggles_off_remove_the_anomalous_velocity():
         tr = Transport(p)
         out[key] = total(p, number_current(tr, p.field(p.f_loc)))
     assert abs(out["off"][1]) < 1e-15 and abs(out["on"][1]) > 1e-6
+
+
+def test_steady_sweep_reuses_one_operator():
+    """Perturbative/sweep mode: many (μ, T) right-hand sides with one operator and one KSP
+    set-up give the same steady states as separate solves (0x2k QWZ in E and B)."""
+    from kinetic.operator import fermi
+
+    model = get_model("qwz", M=1.0)
+    base = dict(tau=5.0, E=(2e-3, -1e-3), B=0.05)
+    points = [(0.9, 0.1), (1.2, 0.1), (1.2, 0.2)]
+    p = Problem("0x2k", model, (40, 40), Physics(mu=1.0, kT=0.1, **base))
+    tr = Transport(p)
+    many = tr.steady_sweep(points)
+    assert p.phys.mu == 1.0 and p.phys.kT == 0.1  # restored
+    for (mu, kT), f in zip(points, many):
+        q = Problem("0x2k", model, (40, 40), Physics(mu=mu, kT=kT, **base))
+        f1, _ = Transport(q).steady()
+        a, b = p.mesh.local_view(f), q.mesh.local_view(f1)
+        assert np.abs(a - b).max() < 1e-10
+        assert not np.allclose(a, fermi((p.eps_cell - mu) / kT))  # a real non-equilibrium state

@@ -149,3 +149,26 @@ def test_more_paths_parallel_equals_serial(kind, monkeypatch):
         return f
 
     compare(kind, run)
+
+
+@pytest.mark.mpi(min_size=2)
+def test_steady_sweep_parallel_equals_serial():
+    """One operator, many (μ, T) right-hand sides: 2 ranks = 1 rank for every point."""
+    from petsc4py import PETSc
+
+    points = [(0.9, 0.1), (1.2, 0.15)]
+    res = {}
+    opts = PETSc.Options()
+    opts["steady_ksp_rtol"] = 1e-15
+    opts["steady_ksp_atol"] = 1e-16
+    try:
+        for name, comm in (("world", PETSc.COMM_WORLD), ("self", PETSc.COMM_SELF)):
+            p = Problem("0x2k", get_model("qwz", M=1.0), (32, 32),
+                        Physics(mu=1.0, kT=0.1, tau=5.0, E=(2e-3, -1e-3), B=0.05), comm=comm)
+            res[name] = [p.mesh.gather(f) for f in Transport(p).steady_sweep(points)]
+    finally:
+        del opts["steady_ksp_rtol"]
+        del opts["steady_ksp_atol"]
+    if PETSc.COMM_WORLD.getRank() == 0:
+        for a, b in zip(res["world"], res["self"]):
+            assert np.abs(a - b).max() <= 1e-10 * np.abs(b).max()
