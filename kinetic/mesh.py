@@ -1,4 +1,5 @@
-"""The distributed 2-D phase-space mesh: a PETSc DMDA of cells on axes (q1, q2), dof = bands.
+"""The distributed 2-D phase-space mesh: a PETSc DMDA of cells on axes (q1, q2), dof = bands
+(× k_y points for 1x2k).
 
 Phase spaces handled here are two-dimensional, so the flow is incompressible with a stream
 function (physics.md §3.2, §5.5):
@@ -6,14 +7,16 @@ function (physics.md §3.2, §5.5):
 ====== =========== =========== ==============================================
 layout  q1          q2          notes
 ====== =========== =========== ==============================================
-1x1k    x (Å)       k (1/Å)     textures, potentials, E_x; q1 may be 1 cell
+1x1k    x (Å)       k (1/Å)     textures, potentials, E_x
+1x2k    x (Å)       k_x (1/Å)   quasi-1D textures; k_y folded into the dof
+0x1k    k (1/Å)     x (dummy)   homogeneous 1D bands (4 identical dummy x cells)
 0x2k    k_x (1/Å)   k_y (1/Å)   homogeneous 2D bands in E and B_z
 ====== =========== =========== ==============================================
 
 Cells are (i, j) with centres q1 = lo1 + (i + ½) h1, q2 = lo2 + (j + ½) h2 and corners at
 half-integer indices. The DMDA is split along q1 only (rank r owns cells i ∈ [s1, e1) for all
 j), so every rank holds whole k-columns of its x-range and x-moments need no communication;
-the companion 1-D DMDA ``xda`` has the same ownership. Natural ordering of a gathered field:
+the companion 1-D DMDA ``xda`` has the same ownership (one ghost cell, for x-derivatives). Natural ordering of a gathered field:
 index = band + nb (i + N1 j), i.e. arrays of shape (N2, N1, nb) in C order.
 """
 from __future__ import annotations
@@ -71,14 +74,11 @@ class PhaseMesh:
         (self.s1, self.e1), (self.s2, self.e2) = self.da.getRanges()
         self.comm = comm
         lx = self.da.getOwnershipRanges()[0]
-        self.xda = PETSc.DMDA().create([a1.n], dof=1, stencil_width=0, ownership_ranges=[lx],
-                                       comm=comm)
-        self.xda.setUp()
-        # the same x-ownership with one ghost cell, for x-derivatives of x-moments
-        self.xda_ghosted = PETSc.DMDA().create(
+        # companion x-DMDA: the same x-ownership, one ghost cell for x-derivatives of x-moments
+        self.xda = PETSc.DMDA().create(
             [a1.n], dof=1, stencil_width=1, ownership_ranges=[lx],
             boundary_type=[bt.PERIODIC if a1.periodic else bt.GHOSTED], comm=comm)
-        self.xda_ghosted.setUp()
+        self.xda.setUp()
         self.ao = self.da.getAO()
 
     # ------------------------------------------------------------------ local geometry
@@ -155,5 +155,5 @@ class PhaseMesh:
         return self.comm.tompi4py().allreduce(value)
 
     def destroy(self):
-        for obj in (self.da, self.xda, self.xda_ghosted):
+        for obj in (self.da, self.xda):
             obj.destroy()

@@ -42,10 +42,10 @@ def quadrupole_density(p, f) -> np.ndarray:
     Q = (p.g_kk * f).sum(axis=(0, 2)) * p.measure()  # (n1l,)
     m = p.mesh
     a1 = m.axes[0]
-    v = m.xda_ghosted.createGlobalVec()
-    loc = m.xda_ghosted.createLocalVec()
+    v = m.xda.createGlobalVec()
+    loc = m.xda.createLocalVec()
     v.getArray()[:] = Q
-    m.xda_ghosted.globalToLocal(v, loc)
+    m.xda.globalToLocal(v, loc)
     q = loc.getArray(readonly=True).copy()
     if not a1.periodic:  # zero-gradient continuation at the ends of an open x-range
         if m.s1 == 0:
