@@ -1,8 +1,9 @@
 """Band quantum geometry on batches of phase-space points (pure numpy, no PETSc).
 
 Everything here is gauge invariant: built from analytic derivatives of the Bloch Hamiltonian
-by sums over states (physics.md §2.2) or from band projectors (§2.3). Eigenvectors are never
-differentiated numerically (§2.6).
+by sums over states (physics.md §2.2), for two bands by the equivalent closed forms in
+H = d0·1 + d·σ (§2.4), or from band projectors (§2.3). Eigenvectors are never differentiated
+numerically (§2.6).
 
 Phase-space coordinates
 -----------------------
@@ -43,6 +44,13 @@ __all__ = ["BandGeometry", "band_geometry", "group_qgt", "chern_fhs"]
 
 # points processed per block (bounds the temporaries: ~ n²·nb² complex per point)
 _CHUNK = 1 << 16
+
+#: use the closed-form two-band path (``_two_band_geometry``) whenever it applies; tests set this
+#: to False to force the general sum-over-states path on the same inputs
+_TWO_BAND_FAST = True
+#: points per block of the two-band path (its temporaries are real (points,), (n, points) and
+#: (n, n, points) arrays; blocks of this size keep them in cache)
+_CHUNK_2BAND = 1 << 12
 
 
 @dataclass(frozen=True)
@@ -243,6 +251,254 @@ def _geometry_block(E, V, dH, d2H, deg, n_x, n_k):
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# closed-form two-band path (physics.md §2.4)
+# --------------------------------------------------------------------------------------------
+def _pauli_parts(A, lead):
+    """(c0, cx, cy, cz) of the Hermitian part of 2×2 matrices: A = c0 + c·σ. ``A`` is (C, *lead,
+    2, 2); the parts come back as C-contiguous (*lead, C) arrays (the point axis last, so that
+    elementwise work on them runs over long inner loops)."""
+    At = np.moveaxis(A, 0, -3)
+    a, b = At[..., 0, 0].real, At[..., 1, 1].real
+    lo, up = At[..., 1, 0], At[..., 0, 1]
+    shape = a.shape
+    c0 = np.add(a, b, out=np.empty(shape))
+    cz = np.subtract(a, b, out=np.empty(shape))
+    cx = np.add(lo.real, up.real, out=np.empty(shape))
+    cy = np.subtract(lo.imag, up.imag, out=np.empty(shape))
+    for c in (c0, cx, cy, cz):
+        c *= 0.5
+    return c0, cx, cy, cz
+
+
+def _two_band_geometry(H, dH, d2H, batch, n, n_x, n_k, tol, allow_degenerate):
+    """BandGeometry for nb = 2 in closed form (physics.md §2.4), or None where the general
+    path must decide (non-finite input; h = 0 at a point that is not masked, i.e. tol ≤ 0).
+
+    H = d0·1 + d·σ with d from the diagonal and the lower off-diagonal element of H (exactly
+    what ``numpy.linalg.eigh`` reads), derivatives from the Hermitian part of dH (and d2H);
+    h = |d|, n̂ = d/h, band s = −1 (lower), +1 (upper), ε_s = d0 + s h.
+
+    Eigenvectors in closed form in a gauge regular on the hemisphere of n̂ (north gauge for
+    n̂_z ≥ 0, south gauge otherwise; V = 1 at h = 0 like LAPACK). (e₁, e₂, n̂) is the
+    right-handed frame of that gauge with ⟨u₋|σ|u₊⟩ = e₁ + i e₂, and α_a = e₁·∂_a d,
+    β_a = e₂·∂_a d, γ_a = n̂·∂_a d. Then ⟨u₋|∂_aH|u₊⟩ = α_a + iβ_a, ∂_a ε_s = ∂_a d0 + s γ_a and,
+    with α̃ = α/2h, β̃ = β/2h (set to 0 at masked points, like the masked pairs of the general
+    path):
+
+    - (A_a)₋₊ = i(α_a + iβ_a)/2h = −β̃_a + iα̃_a, (A_a)₊₋ = its conjugate;
+    - g_ab = α̃_aα̃_b + β̃_aβ̃_b = ¼ ∂_a n̂·∂_b n̂ (both bands);
+    - Ω^s_ab = −2s (α̃_aβ̃_b − β̃_aα̃_b) = −(s/2) n̂·(∂_a n̂ × ∂_b n̂);
+    - G^GYN,s = s g/h, G^R = −G^GYN;
+    - Δε⁽¹⁾ = h Σ_i Ω⁻_{k_i x_i}; m = −h (Ω⁻_{k_y k_z}, Ω⁻_{k_z k_x}, Ω⁻_{k_x k_y}) (both bands);
+    - ∂_a∂_b ε_s = ∂_a∂_b d0 + s (n̂·∂_a∂_b d + 4h g_ab).
+
+    Blocks of points; inside a block the work arrays carry the point axis last (long inner
+    loops) and are written component by component into the (points-first) outputs.
+    """
+    P = int(np.prod(batch, dtype=int))
+    Hr = H.reshape(P, 2, 2)
+    dHr = dH.reshape(P, n, 2, 2)
+    d2r = None if d2H is None else d2H.reshape(P, n, n, 2, 2)
+    E = np.empty((P, 2))
+    mask = np.empty(P, bool)
+    # zeros where some entries are identically 0 (fresh zero pages; those entries are not written)
+    vectors = np.empty((P, 2, 2), complex)
+    dH_band = np.zeros((P, n, 2, 2), complex)
+    velocity = np.empty((P, n, 2))
+    connection = np.zeros((P, n, 2, 2), complex)
+    qgt = np.zeros((P, 2, n, n), complex)
+    metric = np.empty((P, 2, n, n))
+    curvature = np.zeros((P, 2, n, n))
+    bcp_gyn = np.empty((P, 2, n, n))
+    bcp_R = np.empty((P, 2, n, n))
+    inverse_mass = None if d2r is None else np.empty((P, 2, n, n))
+    grad = np.zeros((P, 2))
+    moment = np.zeros((P, 2, 3))
+    Vf = vectors.view(float).reshape(P, 8)  # V00 re, im, V01 re, im, V10 .., V11 ..
+    Df = dH_band.view(float).reshape(P, n, 8)
+    Af = connection.view(float).reshape(P, n, 8)
+    Qf = qgt.view(float).reshape(P, 2, n, n, 2)
+    upper = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    moment_pairs = []
+    if n_k == 2:
+        moment_pairs = [(2, n_x, n_x + 1)]
+    elif n_k == 3:
+        kx, ky, kz = n_x, n_x + 1, n_x + 2
+        moment_pairs = [(0, ky, kz), (1, kz, kx), (2, kx, ky)]
+    failed = False  # a degenerate point with allow_degenerate=False: only E and mask from now
+
+    for s in range(0, P, _CHUNK_2BAND):
+        sl = slice(s, min(s + _CHUNK_2BAND, P))
+        C = sl.stop - sl.start
+        Hc = Hr[sl]
+        a, b = Hc[:, 0, 0].real, Hc[:, 1, 1].real
+        dx, dy = Hc[:, 1, 0].real, Hc[:, 1, 0].imag
+        d0 = 0.5 * (a + b)
+        dz = 0.5 * (a - b)
+        with np.errstate(over="ignore"):
+            h = np.sqrt(dx * dx + dy * dy + dz * dz)
+        if not (h.min() > 1e-150 and h.max() < 1e150):  # h² may under/overflow: scaled form
+            bad = ~((h > 1e-150) & (h < 1e150))
+            h[bad] = np.hypot(np.hypot(dx[bad], dy[bad]), dz[bad])
+        Ec = E[sl]
+        np.subtract(d0, h, out=Ec[:, 0])
+        np.add(d0, h, out=Ec[:, 1])
+        mk = mask[sl]
+        np.less(Ec[:, 1] - Ec[:, 0], tol, out=mk)
+        if not np.isfinite(Ec).all():
+            return None  # NaN/inf: whatever LAPACK does
+        if not mk.any():
+            mk = None
+        elif not allow_degenerate:
+            failed = True
+        if failed:
+            continue
+        zero = h == 0
+        if zero.any():
+            if mk is None or not np.all(mk[zero]):
+                return None  # h = 0 not masked (tol ≤ 0): the general path's 1/0
+            h[zero] = 1.0
+        ih = 1.0 / h
+        nx, ny, nz = dx / h, dy / h, dz / h
+        if mk is not None:
+            nz[zero] = -1.0  # H ∝ 1: n̂ = −ẑ, so that V = 1 (as from LAPACK)
+            ih[mk] = 0.0  # masked: no pair contributions (α̃ = β̃ = 0, so g = Ω = A = 0)
+
+        # eigenvectors (columns u₋, u₊) and the frame (e₁, e₂) of their gauge
+        north = nz >= 0
+        r = 1.0 + np.abs(nz)
+        ir = 1.0 / r
+        iN = np.sqrt(0.5 * ir)
+        xn, yn, rn = nx * iN, ny * iN, r * iN
+        V = Vf[sl]
+        V[:, 0] = np.where(north, -xn, rn)
+        V[:, 1] = np.where(north, yn, 0.0)
+        V[:, 2] = np.where(north, rn, xn)
+        V[:, 3] = np.where(north, 0.0, -yn)
+        V[:, 4] = np.where(north, rn, -xn)
+        V[:, 5] = np.where(north, 0.0, -yn)
+        V[:, 6] = np.where(north, xn, rn)
+        V[:, 7] = np.where(north, yn, 0.0)
+        sg = np.where(north, 1.0, -1.0)
+        xy = nx * ny * ir
+        e1x, e1y, e1z = 1.0 - nx * nx * ir, -xy, -sg * nx
+        e2x, e2y, e2z = -sg * xy, sg - sg * ny * ny * ir, -ny
+
+        # ∂_a d0, ∂_a d as (n, C) and their frame components
+        q0, qx, qy, qz = _pauli_parts(dHr[sl], (n,))
+        gam = nx * qx + ny * qy + nz * qz
+        alp = e1x * qx + e1y * qy + e1z * qz
+        bet = e2x * qx + e2y * qy + e2z * qz
+        vm = q0 - gam
+        vp = np.add(q0, gam, out=q0)
+        i2h = 0.5 * ih
+        alt = alp * i2h  # α̃
+        bet_t = bet * i2h  # β̃
+        D, A, vel = Df[sl], Af[sl], velocity[sl]
+        for i in range(n):
+            vel[:, i, 0] = vm[i]
+            vel[:, i, 1] = vp[i]
+            D[:, i, 0] = vm[i]
+            D[:, i, 2] = alp[i]
+            D[:, i, 3] = bet[i]
+            D[:, i, 4] = alp[i]
+            np.negative(bet[i], out=D[:, i, 5])
+            D[:, i, 6] = vp[i]
+            np.negative(bet_t[i], out=A[:, i, 2])
+            A[:, i, 3] = alt[i]
+            np.negative(bet_t[i], out=A[:, i, 4])
+            np.negative(alt[i], out=A[:, i, 5])
+
+        # g (both bands), Ω of the lower band, written component by component
+        g = np.empty((n, n, C))
+        gh = np.empty((n, n, C))
+        Om = np.zeros((n, n, C))
+        for i in range(n):
+            for j in range(i, n):
+                gij = g[i, j]
+                np.multiply(alt[i], alt[j], out=gij)
+                gij += bet_t[i] * bet_t[j]
+                if j > i:
+                    g[j, i] = gij
+                    oij = Om[i, j]
+                    np.multiply(alt[i], bet_t[j], out=oij)
+                    oij -= bet_t[i] * alt[j]
+                    oij *= 2.0
+                    np.negative(oij, out=Om[j, i])
+        np.multiply(g, ih, out=gh)  # g/h
+        met, cv, Q, bg, bR = metric[sl], curvature[sl], Qf[sl], bcp_gyn[sl], bcp_R[sl]
+        for i in range(n):
+            for j in range(n):
+                gij, hij = g[i, j], gh[i, j]
+                met[:, 0, i, j] = gij
+                met[:, 1, i, j] = gij
+                Q[:, 0, i, j, 0] = gij
+                Q[:, 1, i, j, 0] = gij
+                np.negative(hij, out=bg[:, 0, i, j])
+                bg[:, 1, i, j] = hij
+                bR[:, 0, i, j] = hij
+                np.negative(hij, out=bR[:, 1, i, j])
+        for i, j in upper:
+            for a_, b_ in ((i, j), (j, i)):
+                oab = Om[a_, b_]
+                cv[:, 0, a_, b_] = oab
+                np.negative(oab, out=cv[:, 1, a_, b_])
+                np.multiply(oab, -0.5, out=Q[:, 0, a_, b_, 1])
+                np.multiply(oab, 0.5, out=Q[:, 1, a_, b_, 1])
+        if n_x and n_k:
+            de = Om[n_x, 0].copy()
+            for i in range(1, min(n_x, n_k)):
+                de += Om[n_x + i, i]
+            de *= h
+            grad[sl, 0] = de
+            grad[sl, 1] = de
+        for c, i, j in moment_pairs:
+            mc = -h * Om[i, j]
+            moment[sl, 0, c] = mc
+            moment[sl, 1, c] = mc
+        if d2r is not None:
+            c0, cx, cy, cz = _pauli_parts(d2r[sl], (n, n))
+            t = nx * cx + ny * cy + nz * cz
+            t += (4.0 * h) * g  # U_a·U_b/h = 4 h g (g = 0 where masked)
+            im_ = inverse_mass[sl]
+            for i in range(n):
+                for j in range(n):
+                    np.subtract(c0[i, j], t[i, j], out=im_[:, 0, i, j])
+                    np.add(c0[i, j], t[i, j], out=im_[:, 1, i, j])
+
+    if failed:
+        pairs = np.zeros((P, 2, 2), bool)
+        pairs[:, 0, 1] = pairs[:, 1, 0] = mask
+        raise DegeneracyError(_degeneracy_message(E, pairs, batch, tol, "band_geometry"))
+    if allow_degenerate:
+        degenerate = np.repeat(mask[:, None], 2, axis=1)
+    else:
+        degenerate = np.zeros((P, 2), bool)
+
+    def r_(x):
+        return x.reshape(batch + x.shape[1:])
+
+    return BandGeometry(
+        energy=r_(E),
+        vectors=r_(vectors),
+        dH_band=r_(dH_band),
+        velocity=r_(velocity),
+        connection=r_(connection),
+        qgt=r_(qgt),
+        metric=r_(metric),
+        curvature=r_(curvature),
+        bcp_gyn=r_(bcp_gyn),
+        bcp_R=r_(bcp_R),
+        inverse_mass=None if inverse_mass is None else r_(inverse_mass),
+        gradient_energy=r_(grad),
+        orbital_moment=r_(moment),
+        degenerate=r_(degenerate),
+        n_x=n_x,
+        n_k=n_k,
+    )
+
+
 def band_geometry(
     H,
     dH,
@@ -284,12 +540,32 @@ def band_geometry(
 
     Notes
     -----
-    Vectorized over points (LAPACK ``eigh`` on stacks, batched matmul), processed in blocks
-    of 65536 points to bound temporary memory. Formulas: physics.md §2.2; ∂_a∂_bε_n from
-    second-order perturbation theory.
+    Two bands (nb = 2, complex128 input, no ``eig``): closed forms in H = d0·1 + d·σ
+    (physics.md §2.4; ``_two_band_geometry``), real arithmetic in cache-sized blocks, with
+    closed-form eigenvectors in a gauge regular on each hemisphere of d̂ and ``dH_band`` /
+    ``connection`` exactly those of the returned ``vectors``. It agrees with the general path
+    to rounding and raises / masks degeneracies identically; non-finite input is left to the
+    general path.
+
+    General path: vectorized over points (LAPACK ``eigh`` on stacks, batched matmul),
+    processed in blocks of 65536 points to bound temporary memory. Formulas: physics.md §2.2;
+    ∂_a∂_bε_n from second-order perturbation theory.
     """
     H, dH, d2H, batch, nb, n = _check_inputs(H, dH, d2H, n_x)
     n_k = n - n_x
+    if (
+        nb == 2
+        and _TWO_BAND_FAST
+        and eig is None
+        and n > 0
+        and H.size > 0
+        and H.dtype == np.complex128
+        and dH.dtype == np.complex128
+        and (d2H is None or d2H.dtype in (np.complex128, np.float64))
+    ):
+        out = _two_band_geometry(H, dH, d2H, batch, n, n_x, n_k, degeneracy_tol, allow_degenerate)
+        if out is not None:
+            return out
     E, V = _eigen(H, eig, batch, nb)
     P = int(np.prod(batch, dtype=int))
     E = E.reshape(P, nb)

@@ -230,21 +230,40 @@ class Cosine3D(_Cosine):
 
 
 # ----------------------------------------------------------------------------- two bands
+def _pauli_matrix(d0, dx, dy, dz, shape) -> np.ndarray:
+    """d0·1 + dx σx + dy σy + dz σz (..., 2, 2) complex from real components broadcastable to
+    ``shape`` (the same numbers as the einsum with PAULI, written without complex arithmetic)."""
+    out = np.empty(tuple(shape) + (2, 2), complex)
+    f = out.view(float).reshape(tuple(shape) + (8,))  # H00 re, im, H01 re, im, H10 .., H11 ..
+    np.add(d0, dz, out=f[..., 0])
+    f[..., 1] = 0.0
+    f[..., 2] = dx
+    np.negative(dy, out=f[..., 3])
+    f[..., 4] = dx
+    f[..., 5] = dy
+    np.subtract(d0, dz, out=f[..., 6])
+    f[..., 7] = 0.0
+    return out
+
+
 class _TwoBand(AnalyticParamsMixin, TwoBandModel):
     """TwoBandModel whose ``dvec`` validates k; parameter derivatives as d-vectors."""
 
     @staticmethod
     def _to_matrix(d):
-        return np.einsum("...a,aij->...ij", d, PAULI)
+        d = np.asarray(d)
+        if np.iscomplexobj(d):
+            return np.einsum("...a,aij->...ij", d, PAULI)
+        return _pauli_matrix(d[..., 0], d[..., 1], d[..., 2], d[..., 3], d.shape[:-1])
 
     def hamiltonian(self, k, p=None):
-        return super().hamiltonian(_k(k, self.dim), p)
+        return self._to_matrix(self.dvec(_k(k, self.dim), self.p(p))[0])
 
     def dh_dk(self, k, p=None):
-        return super().dh_dk(_k(k, self.dim), p)
+        return self._to_matrix(self.dvec(_k(k, self.dim), self.p(p))[1])
 
     def d2h_dk2(self, k, p=None):
-        return super().d2h_dk2(_k(k, self.dim), p)
+        return self._to_matrix(self.dvec(_k(k, self.dim), self.p(p))[2])
 
 
 class Dirac2D(_TwoBand):
@@ -381,6 +400,133 @@ class Haldane(_TwoBand):
         kb = np.einsum("...i,...ji->...j", k, b)
         z = np.exp(1j * kr)  # (..., 3)
         return rho, b, z, np.cos(kb), np.sin(kb)
+
+    # b_j = ρ_p − ρ_q in both conventions: b1 = δ2 − δ3, b2 = δ1 − δ2, b3 = δ3 − δ1
+    _B_FROM_RHO = ((1, 2), (0, 1), (2, 0))
+    _BLOCK = 1 << 13  # points per block of the basis evaluation (keeps the basis in cache)
+
+    def _basis_weights(self, p, order):
+        """Fast evaluation for scalar parameters: H (order 0), ∂H (1) or ∂²H (2) is linear in the
+        real basis F = (1, cos θ_j, sin θ_j, cos(θ_p − θ_q), sin(θ_p − θ_q)) with θ_j = k·ρ_j over
+        the ρ_j ≠ 0 (k·b_j = θ_p − θ_q, ``_B_FROM_RHO``). Returns (ρ, rows, pairs, m, comps):
+        for each derivative block the coefficient vectors (m,) of (d0, dx, dy, dz) over F; the
+        numbers are those of ``dvec`` (to rounding).
+        """
+        t1, t2, phi, M, a = (float(p[n]) for n in ("t1", "t2", "phi", "M", "a"))
+        A0, Az = 2 * t2 * np.cos(phi), 2 * t2 * np.sin(phi)
+        rho = a * (self._DELTA - (self._DELTA[0] if self.convention == "II" else 0.0))
+        bvec = a * self._B
+        rows = [j for j in range(3) if rho[j].any()]
+        pairs = [(i, j) for i, j in self._B_FROM_RHO if i in rows and j in rows]
+        m = 1 + 2 * len(rows) + 2 * len(pairs)
+        e = np.eye(m)
+        col = {j: 1 + 2 * n for n, j in enumerate(rows)}
+        cr = [e[col[j]] if j in col else e[0] for j in range(3)]  # cos θ_j (θ_j = 0: 1)
+        sr = [e[col[j] + 1] if j in col else 0 * e[0] for j in range(3)]
+        cb, sb = [], []
+        for i, j in self._B_FROM_RHO:
+            if (i, j) in pairs:
+                c = 1 + 2 * len(rows) + 2 * pairs.index((i, j))
+                cb.append(e[c])
+                sb.append(e[c + 1])
+            else:  # θ_i or θ_j is 0
+                cb.append(cr[i] if j not in col else cr[j])
+                sb.append(sr[i] if j not in col else -sr[j])
+
+        comps = []  # per derivative block: coefficient vectors of (d0, dx, dy, dz) over F
+        if order == 0:
+            comps.append((A0 * sum(cb), t1 * sum(cr), t1 * sum(sr), M * e[0] - Az * sum(sb)))
+        elif order == 1:
+            for i in range(2):
+                comps.append((-A0 * sum(sb[j] * bvec[j, i] for j in range(3)),
+                              -t1 * sum(sr[j] * rho[j, i] for j in range(3)),
+                              t1 * sum(cr[j] * rho[j, i] for j in range(3)),
+                              -Az * sum(cb[j] * bvec[j, i] for j in range(3))))
+        else:
+            for i in range(2):
+                for l in range(2):
+                    bb, rr = bvec[:, i] * bvec[:, l], rho[:, i] * rho[:, l]
+                    comps.append((-A0 * sum(cb[j] * bb[j] for j in range(3)),
+                                  -t1 * sum(cr[j] * rr[j] for j in range(3)),
+                                  -t1 * sum(sr[j] * rr[j] for j in range(3)),
+                                  Az * sum(sb[j] * bb[j] for j in range(3))))
+        return rho, rows, pairs, m, comps
+
+    def _fast(self, k, p, order):
+        """H, ∂H or ∂²H (order 0, 1, 2) for scalar parameters; None if a parameter is an array.
+
+        Blocks of points: the basis F (m, block) in cache, each d component a short linear
+        combination of its rows, written into the real/imaginary parts of the matrices."""
+        k = _k(k, self.dim)
+        p = self.p(p)
+        if any(np.ndim(v) != 0 for v in p.values()):
+            return None
+        rho, rows, pairs, m, comps = self._basis_weights(p, order)
+        kf = k.reshape(-1, 2)
+        P = kf.shape[0]
+        nblk = len(comps)
+        out = np.empty((P, nblk, 8))
+        F = np.empty((m, min(P, self._BLOCK)))
+        terms = [[[(r, v[r]) for r in np.flatnonzero(v)] for v in comp] for comp in comps]
+
+        def combine(tr, C, buf):
+            """Σ_r v_r F_r over the block (row 0 of F is the constant 1)."""
+            const = sum(c for r, c in tr if r == 0)
+            rest = [(r, c) for r, c in tr if r != 0]
+            if not rest:
+                buf.fill(const)
+                return buf
+            r, c = rest[0]
+            np.multiply(F[r, :C], c, out=buf)
+            for r, c in rest[1:]:
+                buf += c * F[r, :C]
+            if const:
+                buf += const
+            return buf
+
+        bufs = np.empty((4, min(P, self._BLOCK)))
+        for s in range(0, P, self._BLOCK):
+            kb = kf[s:s + self._BLOCK]
+            C = kb.shape[0]
+            c = 1
+            for j in rows:
+                th = kb[:, 0] * rho[j, 0] + kb[:, 1] * rho[j, 1]
+                np.cos(th, out=F[c, :C])
+                np.sin(th, out=F[c + 1, :C])
+                c += 2
+            for i, j in pairs:  # cos, sin(θ_i − θ_j)
+                ci, si = F[1 + 2 * rows.index(i), :C], F[2 + 2 * rows.index(i), :C]
+                cj, sj = F[1 + 2 * rows.index(j), :C], F[2 + 2 * rows.index(j), :C]
+                np.multiply(ci, cj, out=F[c, :C])
+                F[c, :C] += si * sj
+                np.multiply(si, cj, out=F[c + 1, :C])
+                F[c + 1, :C] -= ci * sj
+                c += 2
+            ob = out[s:s + C]
+            for b, tr in enumerate(terms):
+                d0, dx, dy, dz = (combine(t, C, bufs[n, :C]) for n, t in enumerate(tr))
+                o = ob[:, b]
+                np.add(d0, dz, out=o[:, 0])
+                o[:, 1] = 0.0
+                o[:, 2] = dx
+                np.negative(dy, out=o[:, 3])
+                o[:, 4] = dx
+                o[:, 5] = dy
+                np.subtract(d0, dz, out=o[:, 6])
+                o[:, 7] = 0.0
+        return out.view(complex).reshape(k.shape[:-1] + (2,) * order + (2, 2))
+
+    def hamiltonian(self, k, p=None):
+        H = self._fast(k, p, 0)
+        return super().hamiltonian(k, p) if H is None else H
+
+    def dh_dk(self, k, p=None):
+        dH = self._fast(k, p, 1)
+        return super().dh_dk(k, p) if dH is None else dH
+
+    def d2h_dk2(self, k, p=None):
+        d2H = self._fast(k, p, 2)
+        return super().d2h_dk2(k, p) if d2H is None else d2H
 
     def dvec(self, k, p):
         s = _shape(k, p)
