@@ -89,16 +89,42 @@ def cmd_sweep(args, petsc_args) -> int:
     _init_petsc(petsc_args)
     from mpi4py import MPI
 
+    from kinetic.solver_sweep import is_solver_run, run_solver_sweep
     from kinetic.sweep import run_sweep
 
+    command = " ".join(["kinetic"] + sys.argv[1:])
+    if is_solver_run(args.run):  # a `kinetic run` file: a grid of steady states
+        run_solver_sweep(args.run, args.param, out=args.out, resume=args.resume,
+                         quiet=args.quiet, comm=MPI.COMM_WORLD, command=command,
+                         ranks_per_point=args.ranks_per_point)
+        return 0
     run_sweep(args.run, args.param, out=args.out, resume=args.resume, quiet=args.quiet,
-              checkpoint_s=args.checkpoint, comm=MPI.COMM_WORLD,
-              command=" ".join(["kinetic"] + sys.argv[1:]))
+              checkpoint_s=args.checkpoint, comm=MPI.COMM_WORLD, command=command,
+              ranks_per_point=args.ranks_per_point)
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line error contract: ``kinetic: error: ...``, exit code 2.
+
+    (The subcommand parsers are made with the same class by ``add_subparsers``.)"""
+
+    def error(self, message):
+        import difflib
+        import re
+
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            near = difflib.get_close_matches(m.group(1), re.findall(r"'([^']*)'", m.group(2)), n=1)
+            message += f" (did you mean {near[0]!r}?)" if near else ""
+        if _rank() == 0:
+            print(f"kinetic: error: {self.prog}: {message} (see {self.prog} --help)",
+                  file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kinetic",
         description="Semiclassical Boltzmann transport with phase-space quantum geometry.",
         epilog="Unrecognised -options are passed to PETSc (e.g. -ksp_monitor -log_view).",
@@ -119,11 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run file (TOML)")
     p.add_argument("--out", help="output CSV (default: <run name>.csv next to the run file)")
     p.set_defaults(func=cmd_table)
-    p = sub.add_parser("sweep", help="response table over a mu/T/tau grid, split over MPI ranks")
-    p.add_argument("run", help="run file (TOML)")
+    p = sub.add_parser("sweep", help="response table over a mu/T/tau grid, or steady states of a "
+                                     "`kinetic run` file over mu/T/tau/E/B; split over MPI ranks")
+    p.add_argument("run", help="run file (TOML): a table run file, or a `kinetic run` file")
     p.add_argument("--param", action="append", default=[], metavar="NAME=SPEC",
                    help="replace an axis of [physics]: NAME = mu (eV), T|temperature (K), tau (fs); "
+                        "for `kinetic run` files also E|E_x, E_y (V/m), B (T); "
                         "SPEC = start:stop:num (inclusive) or v1,v2,...; repeatable")
+    p.add_argument("--ranks-per-point", type=int, default=1, metavar="N",
+                   help="ranks per sub-communicator solving one point/block (default 1)")
     p.add_argument("--out", help="output CSV (default: output.table or <run name>.csv)")
     p.add_argument("--resume", action="store_true",
                    help="keep the points already in --out (same run file) and compute the rest")
@@ -139,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("table", help="a CSV table written by `kinetic table`, or a run directory")
     p.add_argument("--quantity", help="table quantity, e.g. ahc, drude, density")
     p.add_argument("--component", default="", help="e.g. xy (empty for scalars)")
-    p.add_argument("--vs", default="mu", choices=["mu", "T", "tau"], help="x axis")
+    p.add_argument("--vs", default="mu", choices=["mu", "T", "tau", "E", "E_y", "B"],
+                   help="x axis (E, E_y, B: sweeps of `kinetic run` files)")
     p.add_argument("--out", help="output file (default: next to the table)")
     p.add_argument("--format", default="png", help="png | pdf | svg")
     p.set_defaults(func=cmd_plot)

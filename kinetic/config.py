@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kinetic.errors import ConfigError
+from kinetic.presets import toml_error
 
 try:
     import tomllib
@@ -26,6 +27,7 @@ MESH_KEYS = {"k", "kmax"}
 PHYSICS_KEYS = {"temperature", "tau", "mu"}
 RESPONSE_KEYS = {"quantities"}
 OUTPUT_KEYS = {"table"}
+MAX_AXIS = 100_000  # values of one physics axis (mu, temperature, tau)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,10 @@ def _unknown(table: dict, allowed: set, where: str) -> None:
     for key in table:
         if key not in allowed:
             near = difflib.get_close_matches(key, allowed, n=1)
+            if where == "run file":  # the top level of a run file holds [sections]
+                hint = f" (did you mean [{near[0]}]?)" if near else ""
+                raise ConfigError(f"run file: unknown section [{key}]{hint}; allowed: "
+                                  + ", ".join(f"[{k}]" for k in sorted(allowed)))
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise ConfigError(f"{where}: unknown key {key!r}{hint}; allowed: {', '.join(sorted(allowed))}")
 
@@ -86,6 +92,8 @@ def number_list(value, key: str, **kw) -> tuple[float, ...]:
         num = value["num"]
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise ConfigError(f"{key}.num = {num!r}: expected an integer ≥ 1")
+        if num > MAX_AXIS:  # a typo like num = 1000000000 must not allocate gigabytes
+            raise ConfigError(f"{key}.num = {num}: at most {MAX_AXIS} values per axis")
         vals = np.linspace(start, stop, num)
         return tuple(_number(float(v), key, **kw) for v in vals)
     if isinstance(value, list):
@@ -156,9 +164,13 @@ def read_run_file(path, sections) -> tuple[bytes, dict, Path]:
     except OSError as exc:
         raise ConfigError(f"run file {str(path)!r}: cannot read ({exc.strerror})") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"run file {str(path)!r}: not valid TOML: {exc}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"run file {str(path)!r}: not valid TOML (not UTF-8 text: {exc})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"run file {str(path)!r}: not valid TOML: {toml_error(exc, text)}") from None
     _unknown(data, sections, "run file")
     for sec in sections & set(data):
         if not isinstance(data[sec], dict):

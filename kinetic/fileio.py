@@ -35,6 +35,9 @@ def atomic_write(path, data: bytes | str, fsync: bool = False) -> Path:
         os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
+    except OSError as exc:  # disk full, quota, permissions: a user-facing error, nothing left
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"output {str(path)!r}: cannot write ({exc.strerror or exc})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -19,11 +19,15 @@ from scipy import constants as C
 
 from kinetic.errors import ConfigError
 from kinetic.fileio import atomic_write
-from kinetic.table import HEADER
+from kinetic.table import HEADER, check_output
 
 E2_H = C.e**2 / C.h  # S, 3.874045865e-5
-VARS = {"mu": ("mu_eV", "μ", "eV"), "T": ("T_K", "T", "K"), "tau": ("tau_fs", "τ", "fs")}
-SYMBOL = {"density": "n", "drude": "σ", "ahc": "σ", "bcd": "D", "orbital_magnetization": "M"}
+VARS = {"mu": ("mu_eV", "μ", "eV"), "T": ("T_K", "T", "K"), "tau": ("tau_fs", "τ", "fs"),
+        "E": ("E_V_per_m", "E", "V/m"), "E_y": ("E_y_V_per_m", "E_y", "V/m"),
+        "B": ("B_T", "B", "T")}  # the last three: sweeps of `kinetic run` files
+SWEEP_TAIL = ["quantity", "component", "value", "unit"]  # kinetic.solver_sweep tables
+SYMBOL = {"density": "n", "drude": "σ", "ahc": "σ", "bcd": "D", "orbital_magnetization": "M",
+          "current": "j", "transport_current": "j", "energy_density": "u"}
 SUPER, MINUS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"), str.maketrans("-", "−")
 MAX_LINES = 8  # more curves than this: evenly spaced values are shown (noted in the legend)
 
@@ -56,13 +60,21 @@ def read_table(path) -> tuple[dict, list[dict]]:
         raise ConfigError(f"table {str(path)!r}: cannot read ({exc.strerror})") from None
     meta = dict(ln[1:].strip().partition(": ")[::2] for ln in lines if ln.startswith("#"))
     reader = csv.DictReader(ln for ln in lines if ln.strip() and not ln.startswith("#"))
-    if reader.fieldnames != HEADER:
+    head = reader.fieldnames or []
+    axes = [c for c in head[:-4] if c in {spec[0] for spec in VARS.values()}]
+    if head == HEADER:
+        numeric = ("mu_eV", "T_K", "tau_fs", "value", "error")
+    elif head[-4:] == SWEEP_TAIL and axes and axes == head[:-4]:  # no error column: 0
+        numeric = tuple(axes) + ("value",)
+    else:
         raise ConfigError(f"table {str(path)!r}: header {reader.fieldnames} is not the kinetic "
-                          f"table header {','.join(HEADER)}")
+                          f"table header {','.join(HEADER)} (or a sweep of a run file: "
+                          f"<axes>,{','.join(SWEEP_TAIL)})")
+    meta["vars"] = [v for v, spec in VARS.items() if spec[0] in head]
     rows = []
     for n, r in enumerate(reader, 1):
         try:
-            rows.append({**r, **{k: float(r[k]) for k in ("mu_eV", "T_K", "tau_fs", "value", "error")}})
+            rows.append({"error": 0.0, **r, **{k: float(r[k]) for k in numeric}})
         except (TypeError, ValueError):
             raise ConfigError(f"table {str(path)!r}: data row {n} is not numeric: {r}") from None
     return meta, rows
@@ -94,8 +106,9 @@ def series(table, quantity: str, component: str | None, vs: str = "mu") -> Serie
     """
     meta, all_rows = read_table(table)
     component = component or ""
-    if vs not in VARS:
-        raise ConfigError(f"vs = {vs!r}: allowed values are {', '.join(VARS)}")
+    tvars = {v: VARS[v] for v in meta.pop("vars")}
+    if vs not in tvars:
+        raise ConfigError(f"vs = {vs!r}: allowed values for this table are {', '.join(tvars)}")
     comps = {q: dict.fromkeys(r["component"] for r in all_rows if r["quantity"] == q)
              for q in dict.fromkeys(r["quantity"] for r in all_rows)}
     if quantity not in comps:
@@ -107,11 +120,11 @@ def series(table, quantity: str, component: str | None, vs: str = "mu") -> Serie
                           f"{str(table)!r}; available: {', '.join(map(repr, comps[quantity]))}")
     rows = [r for r in all_rows if r["quantity"] == quantity and r["component"] == component]
     others, notes, indep = [], [], []
-    for v, (col, sym, vunit) in VARS.items():
+    for v, (col, sym, vunit) in tvars.items():
         if v == vs:
             continue
         values, seen = sorted({r[col] for r in rows}), {}
-        keep = [VARS[w][0] for w in VARS if w != v]
+        keep = [tvars[w][0] for w in tvars if w != v]
         if len(values) == 1:
             notes.append(f"{sym} = {values[0]:g} {vunit}".translate(MINUS))
         elif all(seen.setdefault(tuple(r[c] for c in keep), r["value"]) == r["value"] for r in rows):
@@ -125,8 +138,8 @@ def series(table, quantity: str, component: str | None, vs: str = "mu") -> Serie
         (v, vals), rest = others[i], math.prod(len(w) for _, w in others) // len(others[i][1])
         m = max(1, min(MAX_LINES // rest, len(vals) - 1))  # evenly spaced, distinct
         others[i] = (v, [vals[j] for j in np.linspace(0, len(vals) - 1, m).round().astype(int)])
-        rows = [r for r in rows if r[VARS[v][0]] in others[i][1]]
-        notes.append(f"{len(others[i][1])} of {len(vals)} {VARS[v][1]} values shown")
+        rows = [r for r in rows if r[tvars[v][0]] in others[i][1]]
+        notes.append(f"{len(others[i][1])} of {len(vals)} {tvars[v][1]} values shown")
     unit, scale = rows[0]["unit"], 1.0
     dim = re.match(r"\d+", meta.get("dimension", ""))
     if unit == "S" and (dim is None or dim.group() == "2"):
@@ -138,18 +151,34 @@ def series(table, quantity: str, component: str | None, vs: str = "mu") -> Serie
         scale, unit = 10.0**p, (f"10{str(p).translate(SUPER)} " if p else "") + unit
     groups = {}
     for r in rows:
-        groups.setdefault(tuple(r[VARS[v][0]] for v, _ in others), []).append(r)
+        groups.setdefault(tuple(r[tvars[v][0]] for v, _ in others), []).append(r)
     lines = []
     for key, rs in sorted(groups.items()):
-        rs.sort(key=lambda r: r[VARS[vs][0]])
-        label = ", ".join(f"{VARS[v][1]} = {k:g} {VARS[v][2]}" for (v, _), k in zip(others, key))
+        rs.sort(key=lambda r: r[tvars[vs][0]])
+        label = ", ".join(f"{tvars[v][1]} = {k:g} {tvars[v][2]}" for (v, _), k in zip(others, key))
         y = np.array([[r["value"], r["error"]] for r in rs]) / scale  # (N, 2)
         lines.append(Line(label.translate(MINUS) or ", ".join(notes) or quantity,
-                          np.array([r[VARS[vs][0]] for r in rs]), y[:, 0], y[:, 1]))
+                          np.array([r[tvars[vs][0]] for r in rs]), y[:, 0], y[:, 1]))
     ylabel = (f"{quantity}:  {SYMBOL.get(quantity, 'χ')}"
               + (f"$_{{{component}}}$" if component else "") + f"  ({unit})")
-    return Series(f"{VARS[vs][1]} ({VARS[vs][2]})", ylabel, _title(meta),
+    return Series(f"{tvars[vs][1]} ({tvars[vs][2]})", ylabel, _title(meta),
                   ", ".join(notes) if others else "", scale, lines)
+
+
+def _output(out, fmt: str, formats, default: Path) -> tuple[Path, str]:
+    """(output path, format), checked before drawing: the suffix of ``out`` sets the format,
+    which must be one matplotlib writes; the folder must exist. ``default`` (no suffix) is
+    used when ``out`` is None."""
+    key = "--format"
+    if out is not None and Path(out).suffix:
+        fmt, key = Path(out).suffix[1:].lower(), f"--out {str(out)!r}: format"
+    if fmt not in formats:
+        raise ConfigError(f"{key} {fmt!r} is not supported (fmt = {fmt!r}): allowed formats are "
+                          f"{', '.join(sorted(formats))}")
+    given = out is not None
+    out = Path(out) if given else default.with_name(f"{default.name}.{fmt}")
+    check_output(out, "--out" if given else "output", f".{fmt}")
+    return out, fmt
 
 
 def plot_table(table_path, quantity: str, component: str | None, vs: str = "mu", out=None,
@@ -178,11 +207,8 @@ def plot_table(table_path, quantity: str, component: str | None, vs: str = "mu",
     s = series(table_path, quantity, component, vs)
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     formats = fig.canvas.get_supported_filetypes()
-    fmt = (Path(out).suffix[1:].lower() or fmt) if out is not None else fmt
-    if fmt not in formats:
-        raise ConfigError(f"fmt = {fmt!r}: allowed formats are {', '.join(sorted(formats))}")
     name = "_".join(p for p in (table_path.stem, quantity, component, "vs", vs) if p)
-    out = Path(out) if out is not None else table_path.with_name(f"{name}.{fmt}")
+    out, fmt = _output(out, fmt, formats, table_path.with_name(name))
     ax = fig.add_subplot()
     for ln in s.lines:
         if len(ln.x) <= 20:
@@ -191,6 +217,9 @@ def plot_table(table_path, quantity: str, component: str | None, vs: str = "mu",
             (h,) = ax.plot(ln.x, ln.y, label=ln.label)
             ax.fill_between(ln.x, ln.y - ln.err, ln.y + ln.err, color=h.get_color(), alpha=0.25, lw=0)
     ax.axhline(0.0, color="0.6", lw=0.6, zorder=0)
+    xs = np.concatenate([ln.x for ln in s.lines])
+    if np.all(xs > 0) and xs.max() > 100 * xs.min():  # e.g. a field sweep over decades
+        ax.set_xscale("log")
     ax.set(xlabel=s.x_label, ylabel=s.y_label)
     ax.set_title(s.title, fontsize="medium")
     ax.legend(title=s.legend_title or None, fontsize="small", title_fontsize="small")
@@ -206,6 +235,7 @@ def plot_run(rundir, out=None, fmt: str = "png") -> Path:
     totals against t. Axes carry the units stored in ``fields.npz`` / ``timeseries.csv``."""
     import csv as _csv
     import json
+    import zipfile
 
     import numpy as np
 
@@ -219,12 +249,22 @@ def plot_run(rundir, out=None, fmt: str = "png") -> Path:
     if not path.is_file():
         raise ConfigError(f"kinetic plot {str(rundir)!r}: no fields.npz (not a `kinetic run` "
                           "output directory)")
-    z = np.load(path)
-    units = json.loads(str(z["units"]))
-    q1 = next(k for k in z.files if k.startswith("q1_"))
-    q2 = next(k for k in z.files if k.startswith("q2_"))
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            z = {k: npz[k] for k in npz.files}
+        units = json.loads(str(z["units"]))
+        q1 = next(k for k in z if k.startswith("q1_"))
+        q2 = next(k for k in z if k.startswith("q2_"))
+        if np.ndim(z["f"]) != 3:
+            raise ValueError(f"f has shape {np.shape(z['f'])}, expected (N_q2, N_q1, bands)")
+    except (OSError, ValueError, KeyError, StopIteration, TypeError, EOFError,
+            zipfile.BadZipFile) as exc:
+        raise ConfigError(f"kinetic plot {str(rundir)!r}: {path.name} is not a readable "
+                          f"`kinetic run` output ({type(exc).__name__}: {exc}); needs f, q1_*, "
+                          "q2_* and units (rerun kinetic run)") from None
+    out, fmt = _output(out, fmt, Figure().canvas.get_supported_filetypes(), rundir / "run")
     series_path = rundir / "timeseries.csv"
-    panels = 1 + ("n" in z.files) + series_path.is_file()
+    panels = 1 + ("n" in z) + series_path.is_file()
     fig = Figure(figsize=(5.0 * panels, 4.2), layout="constrained")
     axes = fig.subplots(1, panels, squeeze=False)[0]
     name = lambda key: key.split("_", 1)[1]  # noqa: E731
@@ -234,30 +274,44 @@ def plot_run(rundir, out=None, fmt: str = "png") -> Path:
     axes[0].set(xlabel=f"{name(q1)} ({units[q1]})", ylabel=f"{name(q2)} ({units[q2]})",
                 title="distribution f, first band")
     i = 1
-    if "n" in z.files:
+    if "n" in z:
         ax = axes[i]
         i += 1
         x = z[q1]
-        ax.plot(x, z["n"], color="C0")
+        ax.plot(x, z["n"], color="C0", label="kinetic")
         ax.set(xlabel=f"x ({units[q1]})", ylabel=f"n ({units['n']})", title="x-fields")
-        if "j" in z.files:
+        if "n_exact" in z:  # [output] exact_reference: ED density and the residual
+            ax.plot(x, z["n_exact"], "o", ms=2.5, color="k", label="exact diagonalization")
+            ax.legend(fontsize="small", loc="upper left")
+            ax2 = ax.twinx()
+            ax2.plot(x, z["n"] - z["n_exact"], color="C3")
+            ax2.set_ylabel(f"n − n_exact ({units['n']})", color="C3")
+        elif "j" in z:
             ax2 = ax.twinx()
             ax2.plot(x, z["j"], color="C1")
             ax2.set_ylabel(f"j ({units['j']})", color="C1")
     if series_path.is_file():
-        rows = list(_csv.reader(series_path.read_text().splitlines()))
-        head, data = rows[0], rows[1:]
-        t = np.array([float(r[0]) for r in data])
+        try:
+            rows = list(_csv.reader(series_path.read_text().splitlines()))
+            head, data = rows[0], rows[1:]
+            t = np.array([float(r[0]) for r in data])
+            cols = {label: [json.loads(r[col]) for r in data]
+                    for col, label in enumerate(head[1:], start=1)}
+        except (OSError, UnicodeDecodeError, ValueError, IndexError) as exc:
+            raise ConfigError(f"kinetic plot {str(rundir)!r}: {series_path.name} is not a readable "
+                              f"time series ({type(exc).__name__}: {exc})") from None
         ax = axes[i]
-        for col, label in enumerate(head[1:], start=1):
-            vals = [json.loads(r[col]) for r in data]
+        for label, vals in cols.items():
             arr = np.array([v if np.ndim(v) == 0 else v[0] for v in vals], float)
             if label.startswith("current") or label.startswith("mean_current"):
                 ax.plot(t, arr, label=label.replace("_", " "))
+            if label.startswith("pumped_electrons"):  # pump runs (kinetic.pump)
+                ax2 = ax.twinx()
+                ax2.plot(t, arr, color="k", ls="--", label="pumped electrons")
+                ax2.set_ylabel("electrons pumped in +x since t = 0")
+                ax2.legend(fontsize="small", loc="lower right")
         ax.set(xlabel="t (fs)", ylabel="current", title="time series")
         ax.legend(fontsize="small")
-    fmt = (Path(out).suffix[1:].lower() or fmt) if out is not None else fmt
-    out = Path(out) if out is not None else rundir / f"run.{fmt}"
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=130)
     atomic_write(out, buf.getvalue())

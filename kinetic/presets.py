@@ -25,6 +25,16 @@ PROJECT_MESHES = Path(__file__).resolve().parent.parent / "meshes"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
+def toml_error(exc: Exception, text: str) -> str:
+    """A TOML decoding error with the offending line quoted (tomllib gives only its number)."""
+    msg = str(exc)
+    m = re.search(r"at line (\d+)", msg)
+    lines = text.splitlines()
+    if m and 1 <= int(m.group(1)) <= len(lines):
+        msg += f": line {m.group(1)} is {lines[int(m.group(1)) - 1].strip()!r}"
+    return msg
+
+
 def default_search_dirs(base: Path | None = None) -> list[Path]:
     """Preset folders: <run file folder>/meshes, $KINETIC_MESH_PATH, the project's meshes/."""
     dirs = [Path(base) / "meshes"] if base is not None else []
@@ -72,11 +82,16 @@ def load_preset(name, search_dirs, base: Path | None = None) -> dict:
             raise ConfigError(f"mesh.preset = {name!r}: unknown preset{hint}; available: "
                               f"{', '.join(avail) or 'none'} (in {', '.join(str(d) for d in search_dirs)})")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except OSError as exc:
         raise ConfigError(f"mesh.preset = {name!r}: cannot read {path} ({exc.strerror})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"mesh.preset = {name!r}: {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"mesh.preset = {name!r}: {path} is not valid TOML (not UTF-8 "
+                          f"text: {exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"mesh.preset = {name!r}: {path} is not valid TOML: "
+                          f"{toml_error(exc, text)}") from None
     if set(data) != {"mesh"} or not isinstance(data["mesh"], dict):
         raise ConfigError(f"mesh.preset = {name!r}: {path} must hold exactly one [mesh] table "
                           f"(found {sorted(data) or 'nothing'})")

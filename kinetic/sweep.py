@@ -59,24 +59,27 @@ _TABLE_PROGRESS = "kinetic: T = "  # compute_table's own per-T line, replaced by
 
 
 # ----------------------------------------------------------------------------- the grid
-def parse_param(text: str) -> tuple[str, tuple[float, ...], str]:
-    """``"mu=-1:1:41"`` -> ``("mu", values, "-1:1:41")``; ConfigError naming the flag otherwise."""
+def parse_param(text: str, *, aliases=ALIASES, units=UNITS, form=FORM,
+                positive=("T", "tau")) -> tuple[str, tuple[float, ...], str]:
+    """``"mu=-1:1:41"`` -> ``("mu", values, "-1:1:41")``; ConfigError naming the flag otherwise.
+    ``aliases`` maps accepted names to axes (solver sweeps add fields), ``positive`` the axes
+    that must be > 0."""
 
     def bad(problem: str) -> ConfigError:
-        return ConfigError(f"--param {text!r}: {problem}; allowed: {FORM}")
+        return ConfigError(f"--param {text!r}: {problem}; allowed: {form}")
 
     if not isinstance(text, str) or "=" not in text:
         raise bad("expected NAME=SPEC")
     name, spec = (s.strip() for s in text.split("=", 1))
-    if name not in ALIASES:
-        lower = {k.lower(): k for k in ALIASES}
+    if name not in aliases:
+        lower = {k.lower(): k for k in aliases}
         low = name.lower()
         near = ([lower[low]] if low in lower
                 else [v for k, v in lower.items() if len(low) > 1 and k.startswith(low)]
                 or [lower[m] for m in difflib.get_close_matches(low, lower, n=1, cutoff=0.5)])
         hint = f" (did you mean {near[0]!r}?)" if near else ""
         raise bad(f"unknown parameter {name!r}{hint}")
-    axis = ALIASES[name]
+    axis = aliases[name]
     if not spec:
         raise bad(f"no values after '{name}='")
 
@@ -108,10 +111,10 @@ def parse_param(text: str) -> tuple[str, tuple[float, ...], str]:
         if len(fields) > MAX_AXIS:
             raise bad(f"{len(fields)} values exceed {MAX_AXIS} per axis")
         values = tuple(number(f, f"value {i + 1}") for i, f in enumerate(fields))
-    if axis in ("T", "tau"):
+    if axis in positive:
         for v in values:
             if not v > 0:
-                raise bad(f"{name} must be > 0 ({UNITS[axis]}), got {v:g}")
+                raise bad(f"{name} must be > 0 ({units[axis]}), got {v:g}")
     return axis, values, spec
 
 
@@ -453,11 +456,7 @@ def output_path(cfg: RunConfig, out=None) -> Path:
 
 
 def _check_output(out: Path) -> None:
-    if out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a directory; give a file name ending in .csv")
-    directory = out.parent if str(out.parent) else Path(".")
-    if not directory.is_dir():
-        raise ConfigError(f"--out {str(out)!r}: directory {str(directory)!r} does not exist")
+    table.check_output(out, "--out", ".csv")
 
 
 def run_sweep(run, params=(), out=None, *, resume: bool = False, quiet: bool = False,

@@ -21,7 +21,7 @@ import numpy as np
 import kinetic
 from kinetic import units
 from kinetic.config import RunConfig, load_run
-from kinetic.errors import ConfigError
+from kinetic.errors import ConfigError, DegeneracyError
 from kinetic.fileio import atomic_write
 from kinetic.geometry import band_geometry
 from kinetic.kmesh import KMesh, make_kmesh
@@ -37,12 +37,22 @@ def _progress(msg: str) -> None:
     print(f"kinetic: {msg}", file=sys.stderr, flush=True)
 
 
-def mesh_geometry(model, k: np.ndarray, needs: set):
-    """Band geometry of a homogeneous model at k-points (P, d)."""
+def mesh_geometry(model, k: np.ndarray, needs: set, mesh_n=None):
+    """Band geometry of a homogeneous model at k-points (P, d); ``mesh_n`` (the mesh.k of the
+    run file) names the mesh in the error if the k-points hit a band touching."""
     H = model.hamiltonian(k)
     dH = model.dh_dk(k)
     d2H = model.d2h_dk2(k) if "inverse_mass" in needs else None
-    return band_geometry(H, dH, d2H, n_x=0)
+    try:
+        return band_geometry(H, dH, d2H, n_x=0)
+    except DegeneracyError as exc:
+        if mesh_n is None:
+            raise
+        raise DegeneracyError(
+            f"mesh.k = {list(mesh_n)}: k-points of this mesh hit a band touching of model "
+            f"{getattr(model, 'name', '')!r}, where band geometry diverges; use another mesh.k "
+            f"(points at the touching must be avoided) or model parameters that open a gap "
+            f"({exc})") from None
 
 
 def check_thermal_resolution(geom, mesh: KMesh, mus, kT: float, T_K: float) -> None:
@@ -72,7 +82,7 @@ def integrate_mesh(model, mesh: KMesh, quantities, mus, kT, T_K, check=True) -> 
     k = mesh.k.reshape(-1, mesh.k.shape[-1])
     total = {}
     for s in range(0, len(k), CHUNK_POINTS):
-        geom = mesh_geometry(model, k[s:s + CHUNK_POINTS], needs)
+        geom = mesh_geometry(model, k[s:s + CHUNK_POINTS], needs, mesh.n)
         if check:
             check_thermal_resolution(geom, mesh, mus, kT, T_K)
         part = integrate(geom, model.dim, quantities, mus, kT,
@@ -163,12 +173,24 @@ def write_csv_atomic(path: Path, meta: list[str], rows: list[list]) -> None:
     atomic_write(path, buf.getvalue().encode())
 
 
+def check_output(out: Path, key: str, example: str) -> None:
+    """ConfigError before any computing if ``out`` cannot be a new file: it is a directory, or
+    its folder does not exist (e.g. a path under a regular file)."""
+    if out.is_dir():
+        raise ConfigError(f"{key} {str(out)!r} is a directory; give a file name ending in {example}")
+    directory = out.parent if str(out.parent) else Path(".")
+    if not directory.is_dir():
+        what = "is a file, not a directory" if directory.exists() else "does not exist"
+        raise ConfigError(f"{key} {str(out)!r}: directory {str(directory)!r} {what}; give a path "
+                          "in an existing directory")
+
+
 def run_table(run, out=None, command="kinetic table") -> Path:
     cfg = load_run(run)
-    model = build_model(cfg.model, cfg.path.parent)
+    key = "--out" if out else "output.table =" if cfg.table else "output"
     out = Path(out) if out else (cfg.table or cfg.path.with_suffix(".csv"))
-    if out.exists() and out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a directory; give a file name ending in .csv")
+    check_output(out, key, ".csv")
+    model = build_model(cfg.model, cfg.path.parent)
     t0 = time.perf_counter()
     rows = compute_table(cfg, model)
     write_csv_atomic(out, metadata(cfg, model, command), rows)
@@ -186,12 +208,18 @@ GEOMETRY_UNITS = {
 def run_geometry(run, out) -> Path:
     """Geometry fields on the k-mesh -> .npz (keys and units documented in README)."""
     cfg = load_run(run)
+    out = Path(out)
+    check_output(out, "--out", ".npz")
     model = build_model(cfg.model, cfg.path.parent)
+    if len(cfg.k) != model.dim:
+        raise ConfigError(f"mesh.k = {list(cfg.k)}: model {getattr(model, 'name', '')!r} has "
+                          f"{model.dim} k-dimensions, so give {model.dim} numbers")
     if model.reciprocal is None and cfg.kmax is None:
-        raise ConfigError("mesh.kmax: a continuum model needs kmax (1/Å)")
+        raise ConfigError("mesh.kmax: continuum model "
+                          f"{getattr(model, 'name', '')!r} needs kmax (1/Å), the half-width of the k-box")
     mesh = make_kmesh(cfg.k, model.reciprocal, cfg.kmax)
     k = mesh.k.reshape(-1, model.dim)
-    g = mesh_geometry(model, k, set())
+    g = mesh_geometry(model, k, set(), mesh.n)
     shape = mesh.n
     fields = {
         "k": mesh.k,
@@ -205,6 +233,6 @@ def run_geometry(run, out) -> Path:
     units_json = json.dumps({k: GEOMETRY_UNITS[k] for k in fields})
     buf = io.BytesIO()
     np.savez(buf, units=np.array(units_json), **fields)
-    atomic_write(Path(out), buf.getvalue())
+    atomic_write(out, buf.getvalue())
     _progress(f"wrote geometry on {mesh.npoints} k-points to {out}")
-    return Path(out)
+    return out

@@ -28,7 +28,9 @@ midpoint (Weyl) rule of physics.md §1.1, for exact-diagonalization references.
 """
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import re
 from typing import Callable, Mapping
 
@@ -240,7 +242,13 @@ def as_profile(spec) -> Profile:
         try:
             return PROFILES[kind](**args)
         except TypeError as exc:
-            raise ModelError(f"profile {kind!r}: bad arguments {sorted(args)} ({exc})") from None
+            try:
+                names = [p.name for p in inspect.signature(PROFILES[kind]).parameters.values()
+                         if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+            except (TypeError, ValueError):
+                names = []
+            allowed = f"; allowed: {', '.join(names)}" if names else ""
+            raise ModelError(f"profile {kind!r}: bad arguments {sorted(args)} ({exc}){allowed}") from None
     raise ModelError(f"cannot make a profile from {spec!r}; give a number, a dict with 'kind', or 'module:function'")
 
 
@@ -421,12 +429,21 @@ class ParamTexture(PhaseSpaceModel):
     def __init__(self, model: Model, profiles: Mapping, dim_x: int = 1):
         unknown = sorted(set(profiles) - set(model.params))
         if unknown:
-            raise ModelError(f"texture of model {model.name!r}: unknown parameter {unknown[0]!r}; "
+            near = difflib.get_close_matches(unknown[0], list(model.params), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ModelError(f"texture.{unknown[0]}: texture of model {model.name!r}: unknown "
+                             f"parameter {unknown[0]!r}{hint}; "
                              f"allowed: {', '.join(sorted(model.params)) or '(none)'}")
         if dim_x < 1:
             raise ModelError(f"texture: dim_x must be >= 1; got {dim_x}")
         self.model, self.nb, self.dim, self.dim_x = model, model.nb, model.dim, int(dim_x)
-        self.profiles = {n: as_profile(s) for n, s in profiles.items()}
+        self.profiles = {}
+        for n, s in profiles.items():  # errors name the run-file key texture.<parameter>
+            try:
+                self.profiles[n] = as_profile(s)
+            except ModelError as exc:
+                shown = f" = {s!r}" if isinstance(s, (Mapping, str, int, float)) else ""
+                raise ModelError(f"texture.{n}{shown}: {exc}") from None
         for n, prof in self.profiles.items():
             axes = _axes(prof)
             if axes and max(axes) >= self.dim_x:
