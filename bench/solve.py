@@ -1,8 +1,9 @@
 """PETSc worker of `make bench`: one measurement per process, run under mpiexec.
 
     mpiexec -n R python -m bench.solve waxpy  [--global-size 20000000]
-    mpiexec -n R python -m bench.solve steady --n N [--variant default|bjacobi|lu]
+    mpiexec -n R python -m bench.solve steady --n N [--nx L] [--variant default|ilu1|lu]
                                                     [--matmult] [--log-view] [--export FILE.npz]
+                                                    [--opt KEY=VALUE ...]
     mpiexec -n R python -m bench.solve ts     --n N --type ssp|arkimex [--steps 40]
 
 Rank 0 prints one line ``BENCH_JSON {...}``; no other rank prints. Times are wall-clock
@@ -28,7 +29,8 @@ EVENTS = ("KSPSolve", "KSPSetUp", "PCSetUp", "PCSetUpOnBlocks", "MatIncreaseOvrl
           "MatCreateSubMats", "PCApply", "MatMult", "MatSolve", "KSPOrthogonalize", "VecMDot",
           "VecMAXPY", "VecNorm", "VecScatterBegin", "VecScatterEnd", "MatLUFactorSym",
           "MatLUFactorNum", "MatILUFactorSym", "MatSetPreallCOO", "MatSetValuesCOO",
-          "MatAssemblyEnd", "TSStep", "TSFunctionEval", "SNESSolve", "VecWAXPY")
+          "MatAssemblyEnd", "TSStep", "TSFunctionEval", "SNESSolve", "VecWAXPY", "MatGetOrdering",
+          "MatSOR")
 
 
 def init_petsc():
@@ -142,13 +144,21 @@ def waxpy(PETSc, comm, global_size, repeat=10):
             "GBps": nbytes / min(times) / 1e9, "GBps_log_mean": nbytes / (log_t / log_n) / 1e9}
 
 
-def build_problem(PETSc, comm, n):
-    """Problem (DMDA, band geometry at cell centres and corners, operator) + Transport."""
+def build_problem(PETSc, comm, n, nx=None):
+    """Problem (DMDA, band geometry at cell centres and corners, operator) + Transport: the 0x2k
+    reference problem on n × n k-points, or (nx given) the 1x2k variant on nx x-cells."""
     from kinetic.solvers import Transport
 
     clock = Clock(PETSc, comm)
-    (p, tr), t, _ = clock(lambda: (lambda p: (p, Transport(p)))(reference.build(n, comm)))
+    make = (lambda: reference.build(n, comm)) if nx is None else (
+        lambda: reference.build_1x2k(nx, n, comm))
+    (p, tr), t, _ = clock(lambda: (lambda p: (p, Transport(p)))(make()))
     return p, tr, t
+
+
+def unknowns(p) -> int:
+    """Global number of unknowns of a Problem (cells × dof)."""
+    return int(np.prod(p.mesh.da.getSizes())) * p.mesh.nb
 
 
 # PETSc 3.26 logs the KSP/PC set-up outside the KSPSolve event (KSPSolve_Private calls
@@ -157,7 +167,7 @@ SOLVE_EVENTS = ("KSPSetUp", "PCSetUp", "PCSetUpOnBlocks", "KSPSolve")
 
 
 def steady_solve(PETSc, comm, p, tr):
-    """Transport.steady(): assembly (COO pattern, preallocation, values), right-hand side,
+    """Transport.steady(): assembly (CSR pattern, values, matrix creation), right-hand side,
     KSP set-up (ILU/ASM/LU factorisation) and solve, as a user's first call does.
 
     linear_solve_s = KSPSetUp + PCSetUp + PCSetUpOnBlocks + KSPSolve events (set-up and
@@ -215,19 +225,20 @@ def log_view_stage(PETSc, comm, stage="steady_solve") -> list[str] | None:
 
 
 def assembly(PETSc, comm, p, tr):
-    """Assembly of the transport matrix M = upwind flux matrix + diag(A D/τ) (AIJ, by COO).
+    """Assembly of the transport matrix M = upwind flux matrix + diag(A D/τ) (AIJ from CSR
+    arrays PETSc keeps without copying).
 
-    first: pattern (neighbour indices through the DMDA's AO) + createAIJ + setPreallocationCOO
-    + setValuesCOO + assemble, i.e. ``op.matrix(E, coll)`` on a fresh operator (the operator's
-    cached COO pattern is dropped first); again: ``op.matrix(E, coll, mat=A)``, i.e. the face
-    fluxes in numpy + setValuesCOO + assemble into the existing pattern.
+    first: the CSR pattern (neighbour indices from the ownership ranges, edge rows sorted) +
+    the values + MatCreate*WithArrays, i.e. ``op.matrix(E, coll)`` on a fresh operator (the
+    operator's cached pattern is dropped first); again: ``op.matrix(E, coll, mat=A)``, i.e. the
+    face fluxes in numpy written into A's value arrays + assemble.
     """
     E, coll = p.phys.E, tr.AD / p.phys.tau
     p.op._pattern = None  # the steady solve above cached it; time a cold first assembly
     clock = Clock(PETSc, comm)
     A, t_first, ev_first = clock(lambda: p.op.matrix(E, coll))
     _, t_again, ev_again = clock(lambda: p.op.matrix(E, coll, mat=A))
-    mil = reference.unknowns(p.mesh.axes[0].n) / 1e6
+    mil = unknowns(p) / 1e6
     return A, {"first_s": t_first, "again_s": t_again, "first_s_per_1e6_unknowns": t_first / mil,
                "again_s_per_1e6_unknowns": t_again / mil, "events_first": ev_first,
                "events_again": ev_again}
@@ -291,7 +302,7 @@ def transient(PETSc, comm, p, tr, ts_type, steps):
     finally:
         del opts["ts_max_steps"]
         del opts["ts_adapt_type"]
-    n = reference.unknowns(p.mesh.axes[0].n)
+    n = unknowns(p)
     nfev = events.get("TSFunctionEval", {}).get("count", 0)
     return {"ts_type": ts_type, "unknowns": n, "dt": dt, "steps": info["steps"], "wall_s": t,
             "function_evals": nfev, "cell_updates_per_s": n * info["steps"] / t,
@@ -303,7 +314,11 @@ WAXPY_SIZE = 20_000_000  # doubles: 3 vectors × 160 MB, far beyond the 32 MB L3
 
 VARIANTS = {
     "default": {},
-    "bjacobi": {"steady_pc_type": "bjacobi"},
+    # the previous default (until the four-direction sweeps): BiCGStab + ILU(1), block Jacobi
+    # with ILU(1) blocks on several ranks
+    "ilu1": {"steady_ksp_type": "bcgs", "steady_pc_type": "ilu", "steady_pc_factor_levels": 1},
+    "ilu1_parallel": {"steady_ksp_type": "bcgs", "steady_pc_type": "bjacobi",
+                      "steady_sub_pc_factor_levels": 1},
     "lu": {"steady_ksp_type": "preonly", "steady_pc_type": "lu"},  # steady() drops the guess
 }
 
@@ -316,11 +331,18 @@ def main(argv=None):
     w.add_argument("--global-size", type=int, default=WAXPY_SIZE)
     s = sub.add_parser("steady")
     s.add_argument("--n", type=int, required=True)
-    s.add_argument("--variant", choices=sorted(VARIANTS), default="default")
+    s.add_argument("--variant", choices=("default", "ilu1", "lu"), default="default",
+                   help="default: the steady defaults; ilu1: the previous default (BiCGStab + "
+                        "ILU(1), block Jacobi + ILU(1) on several ranks); lu: direct")
+    s.add_argument("--nx", type=int, default=None,
+                   help="the 1x2k variant on NX x-cells (k-mesh N × N) instead of 0x2k")
     s.add_argument("--matmult", action="store_true", help="also time assembly and MatMult")
     s.add_argument("--export", help="write the 1-rank system to this .npz (scipy baseline)")
     s.add_argument("--log-view", action="store_true",
                    help="include PETSc's -log_view event table of the steady solve")
+    s.add_argument("--opt", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="a PETSc option for this solve, without the dash (repeatable), e.g. "
+                        "--opt steady_ksp_rtol=1e-8 --opt steady_pc_type=sor")
     t = sub.add_parser("ts")
     t.add_argument("--n", type=int, required=True)
     t.add_argument("--type", choices=("ssp", "arkimex"), required=True)
@@ -333,9 +355,14 @@ def main(argv=None):
     if args.task == "waxpy":
         out.update(waxpy(PETSc, comm, args.global_size))
     else:
-        p, tr, t_build = build_problem(PETSc, comm, args.n)
         mpi = comm.tompi4py()
-        out.update(n=args.n, unknowns=reference.unknowns(args.n), problem_build_s=t_build,
+        # the estimate `kinetic run` prints before it builds the problem (same point in time)
+        est = reference.memory_estimate(args.n, comm.getSize(), L=getattr(args, "nx", None),
+                                        ts_type=args.type if args.task == "ts" else None)
+        p, tr, t_build = build_problem(PETSc, comm, args.n, getattr(args, "nx", None))
+        out.update(n=args.n, nx=getattr(args, "nx", None), layout=p.layout, unknowns=unknowns(p),
+                   problem_build_s=t_build, memory_estimate_per_rank_MB=est["per_rank_B"] / 1e6,
+                   memory_estimate_base_MB=est["base_B"] / 1e6,
                    peak_rss_MB_per_rank_build=peak_rss_mb(comm),
                    rss_MB_per_rank_after_build=mpi.allgather(_status_mb("VmRSS")),
                    peak_rss_reset_before_solve=all(mpi.allgather(reset_peak_rss())))
@@ -343,14 +370,22 @@ def main(argv=None):
             out.update(transient(PETSc, comm, p, tr, args.type, args.steps))
         else:
             opts = PETSc.Options()
-            for key, val in VARIANTS[args.variant].items():
+            variant = args.variant + ("_parallel" if args.variant == "ilu1"
+                                      and comm.getSize() > 1 else "")
+            extra = dict(VARIANTS[variant])
+            for item in args.opt:
+                key, _, val = item.lstrip("-").partition("=")
+                extra[key] = val
+            for key, val in extra.items():
                 opts[key] = val
             try:
                 f, out["steady"] = steady_solve(PETSc, comm, p, tr)
             finally:
-                for key in VARIANTS[args.variant]:
+                for key in extra:
                     del opts[key]
             out["variant"] = args.variant
+            if args.opt:
+                out["options"] = args.opt
             if args.log_view:
                 out["steady"]["log_view"] = log_view_stage(PETSc, comm)
             A = None

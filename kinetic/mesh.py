@@ -80,6 +80,7 @@ class PhaseMesh:
             boundary_type=[bt.PERIODIC if a1.periodic else bt.GHOSTED], comm=comm)
         self.xda.setUp()
         self.ao = self.da.getAO()
+        self._istarts = None  # q1 ownership starts (petsc_index_ij)
 
     # ------------------------------------------------------------------ local geometry
     @property
@@ -111,6 +112,27 @@ class PhaseMesh:
         """Natural (application) index of cell (i, j), band; i, j wrapped if periodic."""
         n1, n2 = self.axes[0].n, self.axes[1].n
         return band + self.nb * (np.mod(i, n1) + n1 * np.mod(j, n2))
+
+    def petsc_index_ij(self, i, j, band) -> np.ndarray:
+        """PETSc (global vector) index of cell (i, j), band, computed from the ownership
+        ranges without the AO (the same as ``petsc_index(natural_index(i, j, band))``; i, j
+        wrapped). The DMDA is split along q1 only, so rank r owns the box [i_r, i_{r+1}) × all
+        q2 and numbers it band fastest, then i, then j, after the rows of ranks < r:
+        index = nb (N2 i_r + (i − i_r) + n1_r j) + band. i, j, band broadcast (cheap when i
+        is a short 1-D array, as for one rank's columns)."""
+        from petsc4py import PETSc
+
+        n1, n2, nb = self.axes[0].n, self.axes[1].n, self.nb
+        if self._istarts is None:
+            lx = np.asarray(self.da.getOwnershipRanges()[0], dtype=np.int64)
+            self._istarts = np.concatenate([[0], np.cumsum(lx)])
+        starts = self._istarts
+        i = np.mod(np.asarray(i, dtype=np.int64), n1)
+        r = np.searchsorted(starts, i, side="right") - 1
+        base = nb * (n2 * starts[r] + (i - starts[r]))
+        stride = nb * (starts[r + 1] - starts[r])
+        out = base + stride * np.mod(np.asarray(j, dtype=np.int64), n2) + band
+        return out.astype(PETSc.IntType)
 
     def petsc_index(self, natural: np.ndarray) -> np.ndarray:
         from petsc4py import PETSc
