@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.kinetic-setup
 OUT     ?= out
 PYTEST  := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: setup test test-serial test-mpi test-slow demo bench info clean distclean tables sweep-haldane runs
+.PHONY: setup test test-serial test-mpi test-slow demo bench info clean distclean tables sweep-haldane sweep-esaki-tsu runs
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh
@@ -54,14 +54,22 @@ sweep-haldane: $(STAMP)
 	$(MPIEXEC) -n $(NP) $(KINETIC) sweep runs/haldane_table.toml --param mu=-3:3:121 \
 	  --param T=100,300,600,1000 --out $(OUT)/haldane_sweep.csv $(SWEEP_FLAGS)
 
-## every table and run under runs/
-tables: sweep-haldane
+## Esaki–Tsu curve j(E) of runs/esaki_tsu_steady.toml: 41 steady states (5e7–5e10 V/m, log-spaced) on $(NP) ranks
+ESAKI_TSU_E = $(shell python3 -c "print(','.join(f'{5e7*10**(i/13.333333):.4g}' for i in range(41)))")
+sweep-esaki-tsu: $(STAMP)
+	@mkdir -p $(OUT)
+	$(MPIEXEC) -n $(NP) $(KINETIC) sweep runs/esaki_tsu_steady.toml --param E=$(ESAKI_TSU_E) \
+	  --out $(OUT)/esaki_tsu_sweep.csv $(SWEEP_FLAGS)
+	$(KINETIC) plot $(OUT)/esaki_tsu_sweep.csv --quantity current --vs E
+
+## every table and sweep under runs/
+tables: sweep-haldane sweep-esaki-tsu
 	$(KINETIC) table runs/haldane_table.toml --out $(OUT)/haldane_table.csv
 	$(KINETIC) table runs/wannier90_haldane_table.toml --out $(OUT)/wannier90_haldane_table.csv
 
 ## every kinetic run under runs/ (NP ranks)
 runs: $(STAMP)
-	@for r in ring_goldstone_wilczek esaki_tsu_bloch magnetotransport metric_polarization_wall; do \
+	@for r in ring_goldstone_wilczek esaki_tsu_bloch magnetotransport metric_polarization_wall thouless_pump rice_mele_ring_density; do \
 	  $(MPIEXEC) -n $(NP) $(KINETIC) run runs/$$r.toml --out $(OUT)/$$r --quiet || exit 1; \
 	  $(KINETIC) plot $(OUT)/$$r || exit 1; done
 

@@ -68,7 +68,7 @@ def energy_density(problem, fvec) -> np.ndarray:
 
 def number_current(transport, fvec, E=None) -> np.ndarray:
     """Number current ∫[dk] D ẋ f: 1x1k (n1l,) x-field; 1x2k (n1l, 2) x-field (j_x, j_y);
-    0x1k scalar; 0x2k (2,) vector (local part).
+    0x1k scalar; 0x2k (2,) vector, 0x3k (3,) vector (local part).
 
     In 1x1k and 0x1k it is the scheme's own x-face flux (averaged over a cell's two x-faces), so
     the discrete continuity equation ∂t n + ∂x j = 0 holds exactly.
@@ -86,14 +86,23 @@ def number_current(transport, fvec, E=None) -> np.ndarray:
         if p.layout == "1x1k":
             return jx
         return np.stack([jx, transverse_current(p, f, E)], axis=-1)
-    # 0x2k: D ẋ = ∇_k ε̃ + E × Ω ẑ (in plane), ∇_k ε̃ from corner differences
+    # 0x2k: D ẋ = ∇_k ε̃ + E × Ω ẑ (in plane), ∇_k ε̃ from corner differences. With the
+    # field-induced second-order terms (B = 0, physics.md §4.2, §4.5, §6.4) ε̃ includes
+    # ½ G^R_ij E_i E_j (E2_bcp) and Ω = Ω_z + Ω′_z, Ω′ = ∇_k × (G^GYN E) (A2_shift_field), both
+    # built for physics.E (Problem); an E argument other than physics.E changes only the
+    # factor E in E × Ω ẑ (e.g. E = 0 for an equilibrium reference).
     e = p.eps_corner
     gx = 0.5 * ((e[1:, 1:] - e[1:, :-1]) + (e[:-1, 1:] - e[:-1, :-1])) / a1.h
     gy = 0.5 * ((e[1:, 1:] - e[:-1, 1:]) + (e[1:, :-1] - e[:-1, :-1])) / a2.h
     Ex, Ey = (tuple(np.atleast_1d(E)) + (0.0, 0.0))[:2]
     jx = ((gx + Ey * p.curv_z) * f).sum() * p.measure()
     jy = ((gy - Ex * p.curv_z) * f).sum() * p.measure()
-    return np.array([jx, jy])
+    if p.layout == "0x2k" or p.phys.B != 0:
+        # 0x3k with B ∥ z: the (v·Ω)B term of D ż is not implemented; (j_x, j_y) only
+        return np.array([jx, jy])
+    # 0x3k (k_z folded, E_z = 0) at B = 0: D ż = ∂_kz ε + (E × Ω)_z = ∂_kz ε + E_x Ω_y − E_y Ω_x
+    jz = ((p.vel_z + Ex * p.curv_y - Ey * p.curv_x) * f).sum() * p.measure()
+    return np.array([jx, jy, jz])
 
 
 def transverse_current(p, f, E) -> np.ndarray:

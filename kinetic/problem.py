@@ -5,7 +5,15 @@ centres, the phase-space density D at centres, the local equilibrium f_loc, and 
 ``StreamOperator``. Internal units (eV, Å, ħ = e = k_B = 1; electron charge −e).
 
 Layouts (see ``kinetic.mesh``): ``1x1k`` takes a ``PhaseSpaceModel`` with dim_x = dim = 1
-(textures, potentials); ``0x1k`` and ``0x2k`` take a homogeneous ``Model`` of dimension 1 or 2.
+(textures, potentials); ``1x2k`` a 2D model textured along x (k_y folded into the dof);
+``0x1k``, ``0x2k`` and ``0x3k`` a homogeneous ``Model`` of dimension 1, 2 or 3 — 0x3k folds k_z
+into the dof (k_z conserved: E in the x-y plane, B ∥ z).
+
+Second-order terms (physics.md §4.8): all of them in 1x1k; in the homogeneous layouts the
+field-induced ones at B = 0 — ``E2_bcp`` (ε̃ += ½ G^R_ij E_i E_j) and ``A2_shift_field``
+(Ω′ = ∇_k × G^GYN E in the 0x2k anomalous velocity; zero in 0x1k) — with the texture terms
+accepted as the exact zeros they are there (V15); none in 1x2k and 0x3k yet. These fields are built for
+physics.E: use ``with_field`` for a problem at another field (``field_dependent``).
 """
 from __future__ import annotations
 
@@ -17,8 +25,8 @@ from kinetic.errors import ConfigError
 from kinetic.geometry import band_geometry
 from kinetic.mesh import Axis, PhaseMesh
 from kinetic.operator import StreamOperator, fermi
-from kinetic.semiclassics import (DEFAULT_TERMS, check_solver_terms, corrected_energy,
-                                  curvature_blocks, phase_space_density,
+from kinetic.semiclassics import (DEFAULT_TERMS, TERMS, check_solver_terms, corrected_energy,
+                                  curvature_blocks, field_shift, phase_space_density,
                                   positional_shift, second_order_energy, wigner_kirkwood)
 
 TWO_PI = 2 * np.pi
@@ -49,6 +57,7 @@ class Problem:
     def __init__(self, layout: str, model, n, physics: Physics, *, x_range=None, k_range=None,
                  comm=None):
         self.layout, self.model, self.phys = layout, model, physics
+        self._args = (n, x_range, k_range, comm)  # for with_field
         self.ky = None  # 1x2k: the k_y values folded into the dof (cell centres), 1/Å
         physics.terms = check_solver_terms(physics.terms)
         nb_model = model.nb
@@ -61,10 +70,14 @@ class Problem:
                                   f"bands 0..{nb_model - 1}")
         axes = self._axes(layout, model, n, x_range, k_range)
         nfold = 1
+        self.kz = None  # 0x3k: the k_z values folded into the dof (cell centres), 1/Å
         if layout == "1x2k":
             ky_axis = self._ky_axis
             self.ky = ky_axis.centres(0, ky_axis.n)
             nfold = ky_axis.n
+        if layout == "0x3k":
+            self.kz = self._kz_axis.centres(0, self._kz_axis.n)
+            nfold = self._kz_axis.n
         self.nfold = nfold
         if physics.reconstruction not in ("upwind", "muscl"):
             raise ConfigError(f"solver.reconstruction = {physics.reconstruction!r}: allowed "
@@ -74,6 +87,26 @@ class Problem:
         self._collective(self._evaluate_fields)
         self.op = StreamOperator(self.mesh, self.eps_corner, self.eps_cell, self.D, self.c,
                                  self.psi_E, boundary=physics.boundary)
+
+    @property
+    def field_dependent(self) -> bool:
+        """True when the fields (ε̃, Ω′, D, f_loc) depend on physics.E: a field-induced
+        second-order term is on and E ≠ 0. Then an E = 0 reference (magnetization-current
+        subtraction, physics.md §6.2) must come from ``with_field(0)``, not from this problem's
+        operator at E = 0 — which would keep ε⁽²⁾(E) in ε̃ and f_loc and, without IAD, subtract
+        the τ⁰ current −∫ f0 ∇ε⁽²⁾ itself."""
+        return bool({"A2_shift_field", "E2_bcp"} & self.phys.terms) and bool(
+            np.any(np.atleast_1d(self.phys.E)))
+
+    def with_field(self, E) -> "Problem":
+        """The same problem (model, mesh, physics, communicator) at the uniform field E.
+        Collective."""
+        import dataclasses
+
+        n, x_range, k_range, comm = self._args
+        ph = dataclasses.replace(self.phys, E=tuple(np.atleast_1d(np.asarray(E, float))))
+        return Problem(self.layout, self.model, n, ph, x_range=x_range, k_range=k_range,
+                       comm=self.mesh.comm if comm is None else comm)
 
     # ------------------------------------------------------------------ set-up
     def _collective(self, fn):
@@ -119,13 +152,16 @@ class Problem:
             return (Axis("x", int(n[0]), x_range[0], x_range[1], per), k_axis("k", 0))
         if layout == "0x1k":
             return (k_axis("k", 0), Axis("x", 4, 0.0, 4.0, True))
-        if layout == "0x2k":
+        if layout in ("0x2k", "0x3k"):
+            if layout == "0x3k":
+                self._kz_axis = k_axis("kz", 2)
             return (k_axis("kx", 0), k_axis("ky", 1))
-        raise ConfigError(f"layout {layout!r}: allowed 1x1k, 1x2k, 0x1k, 0x2k")
+        raise ConfigError(f"layout {layout!r}: allowed 1x1k, 1x2k, 0x1k, 0x2k, 0x3k")
 
     @property
     def c(self) -> float:
-        return {"1x1k": 1.0, "1x2k": 1.0, "0x1k": -1.0, "0x2k": -self.phys.B}[self.layout]
+        return {"1x1k": 1.0, "1x2k": 1.0, "0x1k": -1.0, "0x2k": -self.phys.B,
+                "0x3k": -self.phys.B}[self.layout]
 
     def psi_E(self, Q1, Q2, E):
         """Field part of the stream function at coordinates (Q1, Q2)."""
@@ -140,6 +176,8 @@ class Problem:
         """(ε̃, ε, D, geometry) at points of shape q1.shape, last axis = dof (k_y-major, band)."""
         ph = self.phys
         B = ph.B if self.layout == "0x2k" else 0.0
+        if self.layout == "0x3k":
+            B = np.array([0.0, 0.0, ph.B])  # B ∥ z: k_z is conserved (folded into the dof)
         if self.layout == "1x1k":
             H, dH = self.model.evaluate(q1[..., None], q2[..., None])
             g = band_geometry(H, dH, n_x=1)
@@ -149,15 +187,85 @@ class Problem:
             H, dH = self.model.evaluate(np.broadcast_to(q1[..., None, None], ky.shape + (1,)), k)
             g = band_geometry(H, dH, n_x=1)
         else:
-            k = q1[..., None] if self.layout == "0x1k" else np.stack([q1, q2], axis=-1)
+            k = self._k_points(q1, q2)
             g = band_geometry(self.model.hamiltonian(k), self.model.dh_dk(k), n_x=0)
         eps_t, eps, D = [], [], []
+        E2 = self._field_vector() if self.layout in ("0x1k", "0x2k") else None
         for b in self.bands:
-            eps_t.append(corrected_energy(g, b, ph.terms, B=B))
+            # homogeneous layouts: + ½ G^R_ij E_i E_j (E2_bcp, physics.md §4.5 (ii), V15)
+            eps_t.append(corrected_energy(g, b, ph.terms, B=B, E=E2))
             eps.append(g.energy[..., b])
             D.append(phase_space_density(*curvature_blocks(g, b, ph.terms), B=B))
         fold = lambda arrs: np.stack(arrs, -1).reshape(q1.shape + (-1,))  # noqa: E731
         return fold(eps_t), fold(eps), fold(D), g
+
+    def _k_points(self, q1, q2) -> np.ndarray:
+        """Wave vectors (..., d) of the homogeneous layouts at mesh coordinates (q1, q2); 0x3k
+        adds an axis of the folded k_z values before the last."""
+        if self.layout == "0x1k":
+            return q1[..., None]
+        if self.layout == "0x3k":
+            kz = np.broadcast_to(self.kz, q1.shape + self.kz.shape)
+            return np.stack([np.broadcast_to(q1[..., None], kz.shape),
+                             np.broadcast_to(q2[..., None], kz.shape), kz], axis=-1)
+        return np.stack([q1, q2], axis=-1)
+
+    def _field_vector(self) -> np.ndarray:
+        """The uniform transport field as a vector with one component per k-dimension (V/Å)."""
+        d = 1 if self.layout in ("0x1k", "1x1k") else 2
+        E = np.zeros(d)
+        e = np.atleast_1d(np.asarray(self.phys.E, float))[:d]
+        E[:len(e)] = e
+        return E
+
+    def _check_layout_terms(self):
+        """Second-order terms the layout does not implement: ConfigError naming the term.
+
+        Homogeneous layouts (0x1k, 0x2k) take the field-induced terms (A2_shift_field, E2_bcp)
+        for B = 0. Every texture term (A2_shift_texture, A2_threeband, A2_metric_gradient with
+        obs_quadrupole, E2_quadrupole, E2_curv2, E2_metric_laplacian) vanishes identically
+        there (no x-dependence, V = eE·x linear: G^R_{x·} = g_{x·} = Ω_kx = ∂_x g = ∂_x∂_x ε̄ = 0,
+        physics.md V15) and is accepted as an exact zero."""
+        ph = self.phys
+        # (wk_correction is refused outside 1x1k in _evaluate_fields)
+        second = sorted(t for t in ph.terms if TERMS[t].order == 2 and t != "wk_correction")
+        if self.layout in ("0x1k", "0x2k"):
+            if second and ph.B != 0:
+                raise ConfigError(
+                    f"physics.terms: {second[0]!r} together with physics.magnetic_field ≠ 0 is not "
+                    "implemented: the second-order terms of the homogeneous layouts are those of "
+                    "the transport field at B = 0 (physics.md V15); the B-dependent second-order "
+                    "terms (magnetic BCP, O(B²) energy, B·Ω′ in D) are not specified — set "
+                    "physics.magnetic_field = 0 or switch the second-order terms off")
+            return
+        if self.layout in ("1x2k", "0x3k") and second:
+            raise ConfigError(f"physics.terms: {second[0]!r} is implemented for the 1x1k, 0x1k "
+                              f"and 0x2k layouts so far, not for {self.layout} (issue #5 extends "
+                              "it)")
+        E = np.atleast_1d(np.asarray(ph.E, float))
+        if self.layout == "0x3k" and E.size > 2 and E[2] != 0:
+            raise ConfigError(f"physics.electric_field = {E.tolist()}: the 0x3k layout folds k_z "
+                              "into the dof and needs k_z conserved: E_z = 0 (B is along z); "
+                              "put the field in the x-y plane")
+
+    def _field_shift_curvature(self, g_corner):
+        """0x2k: cell averages of the field-induced curvature Ω′_z = ∂_kx A′_ky − ∂_ky A′_kx with
+        A′_i = G^GYN_ij E_j (physics.md §4.2 homogeneous limit, V15; e = 1), from A′ at the
+        corners by the exact discrete Stokes circulation ∮A′·dk/(Δk_x Δk_y) (trapezoid edges),
+        so that Σ Ω′ ΔA telescopes to the boundary circulation (zero on a periodic zone)."""
+        a1, a2 = self.mesh.axes
+        E = self._field_vector()
+        out = []
+        for b in self.bands:
+            Ap = field_shift(g_corner, b, E)  # corners (n2+1, n1l+1, 2): axis 0 = k_y, 1 = k_x
+            Ax, Ay = Ap[..., 0], Ap[..., 1]
+            # counter-clockwise in (k_x, k_y): bottom (k_y−), right (k_x+), top (k_y+), left
+            circ = (0.5 * (Ax[:-1, :-1] + Ax[:-1, 1:]) * a1.h
+                    + 0.5 * (Ay[:-1, 1:] + Ay[1:, 1:]) * a2.h
+                    - 0.5 * (Ax[1:, :-1] + Ax[1:, 1:]) * a1.h
+                    - 0.5 * (Ay[:-1, :-1] + Ay[1:, :-1]) * a2.h)
+            out.append(circ / (a1.h * a2.h))
+        return np.stack(out, -1)
 
     def _with_field(self, g):
         """The geometry with the transport potential V = eE·x in every band energy (∂_x ε += E),
@@ -247,11 +355,19 @@ class Problem:
 
     def _evaluate_fields(self):
         m, ph = self.mesh, self.phys
+        self._check_layout_terms()
         Q1, Q2 = m.cell_centres()
         self.eps_cell, self.eps_bare, self.D, g = self._band_fields(Q1, Q2)
-        if self.layout == "0x2k":
-            self.curv_z = (np.stack([g.curvature[..., b, 0, 1] for b in self.bands], -1)
-                           if "berry_kk" in ph.terms else np.zeros(self.D.shape))
+        if self.layout in ("0x2k", "0x3k"):  # Ω_z = Ω_{k_x k_y} (and Ω_x, Ω_y for 0x3k's j_z)
+            pick = lambda a, b: np.stack([g.curvature[..., n, a, b] for n in self.bands],  # noqa
+                                         -1).reshape(Q1.shape + (-1,))
+            kk = "berry_kk" in ph.terms
+            self.curv_z = pick(0, 1) if kk else np.zeros(self.D.shape)
+            if self.layout == "0x3k":
+                self.curv_x = pick(1, 2) if kk else np.zeros(self.D.shape)  # Ω_{k_y k_z}
+                self.curv_y = pick(2, 0) if kk else np.zeros(self.D.shape)  # Ω_{k_z k_x}
+                vz = [g.velocity[..., 2, b] for b in self.bands]  # ∂ε/∂k_z (B = 0: ε̃ = ε)
+                self.vel_z = np.stack(vz, -1).reshape(Q1.shape + (-1,))
         if self.layout == "1x2k":  # blocks entering the transverse velocity D ẏ (physics.md §5.2)
             terms, nx = ph.terms, 1
             pick = lambda a, b: np.stack([g.curvature[..., n, a, b] for n in self.bands],  # noqa
@@ -263,29 +379,34 @@ class Problem:
         a1 = m.axes[0]
         if not a1.periodic:  # corners outside [lo, hi] do not occur; clip for safety
             C1 = np.clip(C1, a1.lo, a1.hi)
-        if self.layout in ("0x1k", "0x2k") and ph.B == 0:
+        homogeneous = self.layout in ("0x1k", "0x2k")
+        field_terms = {"A2_shift_field", "E2_bcp"} & ph.terms
+        if (homogeneous or self.layout == "0x3k") and ph.B == 0 and not field_terms:
             # homogeneous, no B: ε̃ = ε at the corners (Δε⁽¹⁾ = 0, no m·B): eigenvalues suffice
-            k = C1[..., None] if self.layout == "0x1k" else np.stack([C1, C2], axis=-1)
+            k = self._k_points(C1, C2)
             ev = np.linalg.eigvalsh(self.model.hamiltonian(k))
             self.eps_corner = ev[..., list(self.bands)].reshape(C1.shape + (-1,))
             g_corner = None
         else:
             self.eps_corner, _, _, g_corner = self._band_fields(C1, C2)
-        E2 = {"E2_quadrupole", "E2_bcp", "E2_curv2", "E2_metric_laplacian"} & ph.terms
-        if E2:
-            if self.layout != "1x1k":
-                raise ConfigError(f"physics.terms: {sorted(E2)[0]!r} is implemented for the 1x1k "
-                                  "layout so far (issue #5 extends it)")
-            self.eps_cell = self.eps_cell + self._second_order_energy(Q1, Q2)
-            self.eps_corner = self.eps_corner + self._second_order_energy(C1, C2)
-        second = {"A2_shift_texture", "A2_shift_field", "A2_metric_gradient"} & ph.terms
-        if second and self.layout != "1x1k":
-            raise ConfigError(f"physics.terms: {sorted(second)[0]!r} is implemented for the 1x1k "
-                              "layout so far (issue #5 extends it)")
-        if {"A2_shift_texture", "A2_shift_field"} & ph.terms:
-            self.D = self.D + self._shift_curvature(g_corner)
-        if "A2_metric_gradient" in ph.terms:
-            self.D = self.D + self._metric_curvature(g, g_corner)
+        if homogeneous:
+            # Field-induced second order (physics.md §4.2, §4.5 (ii), §6.4, V15), B = 0 only:
+            # ε̃ = ε + ½ G^R_ij E_i E_j at cells and corners (E2_bcp, added by _band_fields), so
+            # it enters the band velocity ∇_k ε̃ and, with relax_to_corrected_energy, f_loc (IAD);
+            # A′_k = G^GYN E (A2_shift_field) adds Ω′_z = (∇_k × A′)_z to Ω_kk (0x2k; in 0x1k
+            # Ω′ ≡ 0). D = Pf ω_c stays 1: at B = 0 with Ω_xx = Ω_kx = 0 (no texture, A′_x = 0)
+            # the Ω_kk terms of the Pfaffian are multiplied by Ω_xy − B = 0 (physics.md §3.2),
+            # and ω_c gives k̇ = −E and ẋ = ∇_k ε̃ + E × (Ω + Ω′) ẑ (observables.number_current).
+            if "A2_shift_field" in ph.terms and self.layout == "0x2k":
+                self.curv_z = self.curv_z + self._field_shift_curvature(g_corner)
+        else:
+            if {"E2_quadrupole", "E2_bcp", "E2_curv2", "E2_metric_laplacian"} & ph.terms:
+                self.eps_cell = self.eps_cell + self._second_order_energy(Q1, Q2)
+                self.eps_corner = self.eps_corner + self._second_order_energy(C1, C2)
+            if {"A2_shift_texture", "A2_shift_field"} & ph.terms:
+                self.D = self.D + self._shift_curvature(g_corner)
+            if "A2_metric_gradient" in ph.terms:
+                self.D = self.D + self._metric_curvature(g, g_corner)
         if "obs_quadrupole" in ph.terms:
             self.g_kk = np.stack([g.metric[..., b, 1, 1] for b in self.bands], -1)
         if "wk_correction" in ph.terms:
@@ -364,4 +485,6 @@ class Problem:
             return a2.h * self._ky_axis.h / TWO_PI**2
         if self.layout == "0x1k":
             return a1.h / TWO_PI / a2.n
+        if self.layout == "0x3k":
+            return a1.h * a2.h * self._kz_axis.h / TWO_PI**3
         return a1.h * a2.h / TWO_PI**2

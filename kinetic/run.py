@@ -41,7 +41,11 @@ def build_problem(run: SolverRun, comm=None, model=None) -> Problem:
     """SolverRun -> Problem (layout from the model dimension and the presence of mesh.x)."""
     model = model if model is not None else build_model(run.model, run.path.parent)
     dim = model.dim
+    pump = None
     if run.x_n is not None:
+        if run.pump is not None:
+            raise ConfigError("[pump]: pumps are homogeneous (time-dependent parameters, uniform in "
+                              "x); remove mesh.x or the [pump] section")
         if dim not in (1, 2):
             raise ConfigError(f"mesh.x: x-textures are solved for 1D (1x1k) and 2D (1x2k, texture "
                               f"along x, k_y folded) models; model {model.name!r} has dim = {dim}")
@@ -58,10 +62,15 @@ def build_problem(run: SolverRun, comm=None, model=None) -> Problem:
     else:
         if run.texture or run.builtin:
             raise ConfigError("[texture] needs mesh.x = { n = ..., length = ... }")
-        layout = {1: "0x1k", 2: "0x2k"}.get(dim)
+        if run.pump is not None:  # H(k, t): the Problem is built at t = 0 (kinetic.pump)
+            from kinetic.pump import PumpModel
+
+            pump = PumpModel(model, run.pump["params"], units.fs_to_internal(run.pump["period_fs"]))
+            model = pump.at(0.0)
+        layout = {1: "0x1k", 2: "0x2k", 3: "0x3k"}.get(dim)
         if layout is None:
-            raise ConfigError(f"model {model.name!r}: dim = {dim}; the solver handles 1D and 2D "
-                              "homogeneous models and 1D textures (3D is not implemented yet)")
+            raise ConfigError(f"model {model.name!r}: dim = {dim}; the solver handles 1D, 2D and 3D "
+                              "homogeneous models and x-textures of 1D and 2D models")
         pm, n = model, run.k
     if len(run.k) != dim:
         raise ConfigError(f"mesh.k = {list(run.k)}: model {model.name!r} has {dim} k-dimension(s)")
@@ -73,9 +82,14 @@ def build_problem(run: SolverRun, comm=None, model=None) -> Problem:
         raise ConfigError("physics.terms: A2_shift_field / E2_bcp depend on the field and are "
                           "built for a static E; with field_time.kind = "
                           f"{run.field_time['kind']!r} switch them off")
-    if run.magnetic_field_T and layout != "0x2k":
-        raise ConfigError("physics.magnetic_field: the explicit-B route needs a 2D homogeneous "
-                          "model (0x2k); for textures use a Landau-gauge texture")
+    if layout == "0x3k" and E[2] != 0:
+        raise ConfigError(f"physics.electric_field = {list(E)} V/m: the 0x3k layout folds k_z into "
+                          "the dof and needs k_z conserved: E_z = 0 (B is along z); put the field "
+                          "in the x-y plane")
+    if run.magnetic_field_T and layout not in ("0x2k", "0x3k"):
+        raise ConfigError("physics.magnetic_field: the explicit-B route needs a homogeneous 2D or "
+                          "3D model (0x2k, 0x3k; B along z); for textures use a Landau-gauge "
+                          "texture")
     mu_l = run.mu_left_eV
     ph = Physics(
         mu=run.mu_eV, kT=units.kelvin_to_ev(run.temperature_K), tau=relaxation_time(run, model),
@@ -88,8 +102,20 @@ def build_problem(run: SolverRun, comm=None, model=None) -> Problem:
         if run.kmax is None:
             raise ConfigError(f"mesh.kmax: continuum model {model.name!r} needs kmax (1/Å)")
         k_range = ((-run.kmax, run.kmax),) * dim
-    x_range = (0.0, run.x_length) if layout in ("1x1k", "1x2k") else None
-    return Problem(layout, pm, n, ph, x_range=x_range, k_range=k_range, comm=comm)
+    x_range = ((run.x_start, run.x_start + run.x_length) if layout in ("1x1k", "1x2k")
+               else None)
+    problem = Problem(layout, pm, n, ph, x_range=x_range, k_range=k_range, comm=comm)
+    problem.pump = pump
+    return problem
+
+
+def equilibrium_reference(p: Problem, tr: Transport) -> Transport:
+    """The transport whose E = 0 steady state is the reference of j[E] − j[0]: ``tr`` itself,
+    or — when field-induced second-order terms make the fields depend on E — a problem rebuilt
+    at E = 0 (else ε⁽²⁾(E) would stay in ε̃ and f_loc and cancel the τ⁰ current)."""
+    if not p.field_dependent:
+        return tr
+    return Transport(p.with_field((0.0,) * len(np.atleast_1d(p.phys.E))))
 
 
 def relaxation_time(run: SolverRun, model):
@@ -108,7 +134,16 @@ def relaxation_time(run: SolverRun, model):
             func = getattr(importlib.import_module(mod_name), func_name)
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"physics.tau = {spec!r}: cannot load ({exc})") from None
-        return lambda eps, band: units.fs_to_internal(np.asarray(func(eps, band), float))
+        def tau(eps, band):
+            try:
+                out = np.asarray(func(eps, band), float)
+            except Exception as exc:  # the user's function: report, don't trace back
+                raise ConfigError(f"physics.tau = {spec!r}: calling it as f(energy_eV, band) "
+                                  f"failed ({type(exc).__name__}: {exc}); it must take "
+                                  "(energy_eV, band) and return τ in fs") from None
+            return units.fs_to_internal(out)
+
+        return tau
     return units.fs_to_internal(spec)
 
 
@@ -126,24 +161,25 @@ def field_of_time(run: SolverRun, E):
     return lambda t: E
 
 
-def observables(p: Problem, tr: Transport, f, f_eq=None) -> dict:
+def observables(p: Problem, tr: Transport, f, f_eq=None, tr_eq=None) -> dict:
     """Totals (and x-fields for textures) in SI: {name: {"value", "unit"}} plus raw x-fields.
 
-    With ``f_eq`` (the E = 0 steady state) the transport current j[E] − j[E = 0] is reported
-    too, removing equilibrium magnetization currents (physics.md §6.2).
+    With ``f_eq`` (the E = 0 steady state, of ``tr_eq`` — default ``tr``) the transport
+    current j[E] − j[E = 0] is reported too, removing equilibrium magnetization currents
+    (physics.md §6.2). See ``equilibrium_reference`` for which problem f_eq belongs to.
     """
-    d = 1 if p.layout in ("1x1k", "0x1k") else 2
+    d = {"1x1k": 1, "0x1k": 1, "0x3k": 3}.get(p.layout, 2)
     nfac, nunit = units.density_si(d)
-    ufac, uunit = units.E_CHARGE * units.ANGSTROM ** (-d), {1: "J/m", 2: "J/m^2"}[d]
+    ufac, uunit = units.E_CHARGE * units.ANGSTROM ** (-d), {1: "J/m", 2: "J/m^2", 3: "J/m^3"}[d]
     jfac = units.E2_HBAR * units.ANGSTROM ** (1 - d)  # (e · eV/ħ) per Å^(d-1)
-    junit = {1: "A", 2: "A/m"}[d]
+    junit = {1: "A", 2: "A/m", 3: "A/m^2"}[d]
     n_loc, u_loc = density(p, f), energy_density(p, f)
     jN_loc = number_current(tr, f)
     currents = {"current": -np.asarray(jN_loc)}
     if f_eq is not None:
         zero = (0.0,) * len(np.atleast_1d(p.phys.E))
         currents["transport_current"] = currents["current"] + np.asarray(
-            number_current(tr, f_eq, E=zero))
+            number_current(tr_eq or tr, f_eq, E=zero))
     out = {}
 
     def value(v):
@@ -172,6 +208,67 @@ def observables(p: Problem, tr: Transport, f, f_eq=None) -> dict:
     return out
 
 
+MAX_EXACT_STATES = 4096  # dense ED of (cells × bands)² : ~1 min at 4096 on this machine
+
+
+def _ring_cells(cfg: SolverRun, p: Problem) -> tuple[int, float]:
+    """(cells L, lattice constant a) of the ring for ``output.exact_reference``, or the
+    ConfigError naming the mesh that is needed (checked before solving)."""
+    a = float(np.asarray(p.model.lattice).ravel()[0])
+    L = int(round(cfg.x_length / a))
+    ax = p.mesh.axes[0]
+    if cfg.x_n != L or abs(L * a - cfg.x_length) > 1e-9 * a or abs(ax.lo + a / 2) > 1e-9 * a:
+        raise ConfigError(f"output.exact_reference: the lattice has {cfg.x_length / a:g} cells of "
+                          f"a = {a:g} Å on the ring; set mesh.x.n = {L}, mesh.x.length = {L * a:g} "
+                          f"and mesh.x.start = {-a / 2:g} (cells centred on the sites)")
+    if L * p.model.nb > MAX_EXACT_STATES:
+        raise ConfigError(f"output.exact_reference: {L * p.model.nb} lattice states exceed "
+                          f"{MAX_EXACT_STATES} (dense diagonalization); use a shorter ring")
+    return L, a
+
+
+def exact_reference(cfg: SolverRun, p: Problem, obs: dict, comm) -> None:
+    """Add the exact-diagonalization density of the ring (``kinetic.reference.ring_density``,
+    midpoint-rule lattice, grand canonical at the run's μ, T, all bands) to ``obs``: the x-field
+    ``n_exact`` and ``max_abs_density_minus_exact``. Needs one x-cell per lattice cell, centred
+    on the sites x_R = R·a (mesh.x.start = −a/2)."""
+    L, a = _ring_cells(cfg, p)
+    resid = None
+    if comm.getRank() == 0:
+        from kinetic.reference import ring_density
+
+        n_exact = ring_density(p.model, L, mu=p.phys.mu, kT=p.phys.kT, a=a).n / a  # per Å
+        obs["x_fields"]["n_exact"] = n_exact
+        resid = float(np.max(np.abs(obs["x_fields"]["n"] - n_exact)))
+    resid = comm.tompi4py().bcast(resid, root=0)
+    nfac, nunit = units.density_si(1)
+    obs["max_abs_density_minus_exact"] = {"value": resid * nfac, "unit": nunit}
+
+
+def pump_observables(pf, t, f, previous=None) -> dict:
+    """Totals of a pump run in SI at time t (internal): density, energy density, the band and
+    anomalous (−Ω_kt) parts of the current, and the electrons pumped in +x since t = 0
+    (trapezoid rule over the recorded steps; ``previous`` = (t, observables) of the last step)."""
+    mo = pf.moments(t, f)
+    nfac, nunit = units.density_si(1)
+    jfac = units.E2_HBAR * units.ANGSTROM ** 0  # e · eV/ħ -> A (1D)
+    jN = mo["j_band"] + mo["j_anomalous"]
+    pumped = 0.0
+    if previous is not None:
+        t_prev, o_prev = previous
+        jN_prev = o_prev["number_current"]["value"] * units.TIME_FS  # per fs -> per ħ/eV
+        pumped = o_prev["pumped_electrons"]["value"] + 0.5 * (jN + jN_prev) * (t - t_prev)
+    return {
+        "density": {"value": mo["n"] * nfac, "unit": nunit},
+        "energy_density": {"value": mo["u"] * units.E_CHARGE / units.ANGSTROM, "unit": "J/m"},
+        "current": {"value": -jN * jfac, "unit": "A"},
+        "current_band": {"value": -mo["j_band"] * jfac, "unit": "A"},
+        "current_anomalous": {"value": -mo["j_anomalous"] * jfac, "unit": "A"},
+        "number_current": {"value": jN / units.TIME_FS, "unit": "1/fs"},
+        "pumped_electrons": {"value": pumped, "unit": "electrons"},
+    }
+
+
 def _vtk_unit(unit: str) -> str:
     """A unit as a VTK-safe name suffix: 1/m -> per_m, 1/m^2 -> per_m2, A/m -> A_per_m."""
     return unit.replace("1/", "per_").replace("/", "_per_").replace("^", "")
@@ -196,6 +293,9 @@ def write_vtk(path: Path, x_A: np.ndarray, fields: dict) -> None:
 # for 0x1k cosine (nb = 1), 0x2k QWZ, 1x1k Rice–Mele rings and a 1x2k QWZ texture (nb = 2),
 # 2e4–1.6e6 unknowns, steady and transient: measured/estimated peak 0.70–1.06 (increments over
 # the import RSS 0.68–1.06); tests/test_run.py::test_memory_estimate_within_factor_two.
+# Recalibrated for nb = 2 after band_geometry's closed-form two-band path (2026-11-24): 0x2k QWZ
+# steady/arkimex, 1x1k ring, 1x2k QWZ texture, 0x2k cosine (nb = 1), 1.6e5–3.6e5 unknowns:
+# measured/estimated 0.64–1.20 (increments 0.52–1.23).
 # - The peak is reached while the Problem is built: band_geometry at cell centres and corners
 #   (both alive) holds per point H, eigenvectors, ∂H, <m|∂H|n>, A (nb² complex; n coordinates
 #   for the last three) and Q, g, Ω, G (nb n² each) = _geometry_bytes, × 2.8 for the two point
@@ -204,6 +304,7 @@ def write_vtk(path: Path, x_A: np.ndarray, fields: dict) -> None:
 #   (8 + 4) B + row pointers) + its ILU factor + vectors ≈ 480 B; arkimex stage vectors and the
 #   diagonal Jacobian ≈ 320 B; explicit TS (ssp, rk, euler) ≈ 120 B.
 GEOMETRY_FACTOR = 2.8
+GEOMETRY_FACTOR_2BAND = 1.2  # nb = 2: the closed-form path of band_geometry keeps no temporaries
 SOLVER_BYTES = {"steady": 480, "arkimex": 320}
 EXPLICIT_TS_BYTES = 120
 
@@ -236,9 +337,9 @@ def memory_estimate(cfg: SolverRun, model, ranks: int) -> dict | None:
     plus the Problem's geometry and the solver; None if the mesh does not fit the model
     (build_problem then says why)."""
     dim, k = model.dim, tuple(cfg.k)
-    if len(k) != dim or dim not in (1, 2):
+    if len(k) != dim or dim not in (1, 2, 3) or (dim == 3 and cfg.x_n is not None):
         return None
-    nfold = k[1] if cfg.x_n is not None and dim == 2 else 1
+    nfold = k[1] if cfg.x_n is not None and dim == 2 else (k[2] if dim == 3 else 1)
     if cfg.x_n is not None:
         n1, n2, ncoord = cfg.x_n, k[0], 1 + dim
     else:
@@ -247,7 +348,8 @@ def memory_estimate(cfg: SolverRun, model, ranks: int) -> dict | None:
     points = -(-n1 // ranks) * n2 * nfold
     solver = SOLVER_BYTES.get("steady" if cfg.mode == "steady" else cfg.ts_type, EXPLICIT_TS_BYTES)
     base = _rss()
-    per_point = GEOMETRY_FACTOR * _geometry_bytes(model.nb, ncoord) + nbands * solver
+    factor = GEOMETRY_FACTOR_2BAND if model.nb == 2 else GEOMETRY_FACTOR
+    per_point = factor * _geometry_bytes(model.nb, ncoord) + nbands * solver
     per_rank = base + points * per_point
     return {"per_rank_B": int(per_rank), "total_B": int(per_rank) * ranks, "base_B": base,
             "unknowns": n1 * n2 * nfold * nbands}
@@ -307,17 +409,27 @@ def _transient(cfg, p, tr, outdir, restart, say, quiet, t0):
         f = p.field(p.f_loc)
         st = {"step": 0, "t_internal": 0.0, "dt_internal": None, "wall_s": 0.0, "series": [],
               "diagnostics": []}
+    _output_dir(outdir, p.mesh.comm.tompi4py(), create=True)  # the checkpoint goes there
     step0, t_start = st["step"], st["t_internal"]
     series = [tuple(row) for row in st["series"]]  # (t_fs, {name: {"value", "unit"}})
     diag = st["diagnostics"]  # [step, t_fs, dt_fs, particles, drift, wall_s]
     writer = checkpoint.Writer(cfg, p, outdir, parts)
     clock = {"said": time.perf_counter(), "t": t_start, "start": time.perf_counter()}
+    pf = None
+    if getattr(p, "pump", None) is not None:
+        from kinetic.pump import PumpFields
+
+        pf = PumpFields(p, p.pump)
 
     def monitor(i, t, u):
         i += step0
         if step0 and i == step0:
             return  # the checkpointed state, already recorded
-        obs = {k: v for k, v in observables(p, tr, u).items() if k != "x_fields"}
+        if pf is not None:
+            prev = (units.fs_to_internal(series[-1][0]), series[-1][1]) if series else None
+            obs = pump_observables(pf, t, u, prev)
+        else:
+            obs = {k: v for k, v in observables(p, tr, u).items() if k != "x_fields"}
         t_fs, dt = units.internal_to_fs(t), t - clock["t"]
         series.append((t_fs, obs))
         n = obs[_particles_key(obs)]["value"]
@@ -336,9 +448,16 @@ def _transient(cfg, p, tr, outdir, restart, say, quiet, t0):
                 f", elapsed {now - t0:.1f} s, ETA {eta:.1f} s")
 
     dt = units.fs_to_internal(cfg.dt_fs) if cfg.dt_fs else st["dt_internal"]
+    extra = {}
+    if pf is not None:  # fixed steps, a whole number per period, within the CFL limit
+        period = units.fs_to_internal(cfg.pump["period_fs"])
+        steps = max(cfg.pump["steps_per_cycle"],
+                    int(np.ceil(period / (0.9 * tr.cfl_dt(p.phys.E)))))
+        dt = dt or period / steps
+        extra = {"equilibrium": pf.equilibrium, "adapt": False}
     try:
         f, info = tr.transient(f, t_end, field=field_of_time(cfg, p.phys.E), ts_type=cfg.ts_type,
-                               monitor=monitor, dt=dt, t0=t_start if step0 else 0.0)
+                               monitor=monitor, dt=dt, t0=t_start if step0 else 0.0, **extra)
     except PETSc.Error as exc:  # an error in the monitor (e.g. a checkpoint write) is its cause
         if isinstance(exc.__cause__, KineticError):
             raise exc.__cause__ from None
@@ -347,6 +466,33 @@ def _transient(cfg, p, tr, outdir, restart, say, quiet, t0):
     if step0:
         info["restarted_from"] = {"checkpoint": st["path"], "step": step0, "t_fs": st["t_fs"]}
     return f, info, series, diag
+
+
+def _output_dir(outdir: Path, mpi, create: bool) -> None:
+    """Rank 0 checks that ``outdir`` can be made (its first existing ancestor is a writable
+    directory) or, with ``create``, makes it — only once the run has inputs that work, so a
+    refused run leaves no empty directory. ConfigError on every rank otherwise."""
+    import os
+
+    err = None
+    if mpi.Get_rank() == 0:
+        if create:
+            try:
+                outdir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                err = f"--out {str(outdir)!r}: cannot create ({exc.strerror})"
+        else:
+            anc = outdir
+            while not anc.exists() and anc != anc.parent:
+                anc = anc.parent
+            if not anc.is_dir():
+                err = (f"--out {str(outdir)!r}: {str(anc)!r} is a file, not a directory; give a "
+                       "directory path")
+            elif not os.access(anc, os.W_OK | os.X_OK):
+                err = f"--out {str(outdir)!r}: {str(anc)!r} is not writable"
+    err = mpi.bcast(err, root=0)
+    if err is not None:
+        raise ConfigError(err)
 
 
 def _csv(header, rows) -> bytes:
@@ -386,30 +532,29 @@ def run(path, out=None, say=_rank0_print, restart=None, *, force=False, quiet=Fa
     mem = memory_estimate(cfg, model, comm.getSize())
     if mem is not None:
         check_memory(mem, mpi, say, force or cfg.force)
-    err = None
-    if rank == 0:
-        try:
-            outdir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            err = f"--out {str(outdir)!r}: cannot create ({exc.strerror})"
-    err = mpi.bcast(err, root=0)
-    if err is not None:
-        raise ConfigError(err)
+    _output_dir(outdir, mpi, create=False)  # refuse an impossible --out before any work
+    if cfg.mode == "transient":
+        from kinetic.solvers import check_ts_type
+
+        check_ts_type(cfg.ts_type)
     p = build_problem(cfg, comm=comm, model=model)
+    if cfg.exact_reference:
+        _ring_cells(cfg, p)  # refuse a mesh the reference cannot be compared on, before solving
     tr = Transport(p)
     ndof = p.mesh.axes[0].n * p.mesh.axes[1].n * p.mesh.nb
-    say(f"kinetic: {p.layout} mesh {p.mesh.axes[0].n} x {p.mesh.axes[1].n} x {p.mesh.nb} bands "
+    folded = {"1x2k": "k_y", "0x3k": "k_z"}.get(p.layout)
+    dof = (f"({p.nfold} {folded} x {len(p.bands)} bands)" if folded else f"{p.mesh.nb} bands")
+    say(f"kinetic: {p.layout} mesh {p.mesh.axes[0].n} x {p.mesh.axes[1].n} x {dof} "
         f"= {ndof} unknowns on {comm.getSize()} rank(s); built in "
         f"{time.perf_counter() - t0:.2f} s")
-    series, f_eq = [], None
+    series, f_eq, tr_eq = [], None, None
     if cfg.mode == "steady":
-        if cfg.field_time["kind"] != "static":
-            raise ConfigError("physics.field_time: a time-dependent field needs solver.mode = \"transient\"")
         f, info = tr.steady()
         rows = [["field", info["iterations"], info["residual"], info["converged_reason"],
                  time.perf_counter() - t0]]
         if any(np.atleast_1d(p.phys.E)):  # E = 0 reference: subtract magnetization currents
-            f_eq, ref = tr.steady(E=(0.0,) * len(np.atleast_1d(p.phys.E)))
+            tr_eq = equilibrium_reference(p, tr)
+            f_eq, ref = tr_eq.steady(E=(0.0,) * len(np.atleast_1d(p.phys.E)))
             rows.append(["reference_E0", ref["iterations"], ref["residual"],
                          ref["converged_reason"], time.perf_counter() - t0])
         diag = _csv(["solve", "iterations", "residual", "converged_reason", "wall_s"], rows)
@@ -417,7 +562,17 @@ def run(path, out=None, say=_rank0_print, restart=None, *, force=False, quiet=Fa
         f, info, series, rows = _transient(cfg, p, tr, outdir, restart, say, quiet, t0)
         unit = series[0][1][_particles_key(series[0][1])]["unit"].split(" ")[0]
         diag = _csv(["step", "t_fs", "dt_fs", f"particles_{unit}", "drift_rel", "wall_s"], rows)
-    obs = observables(p, tr, f, f_eq)
+    if getattr(p, "pump", None) is not None:  # the last recorded step is t_end
+        obs = dict(series[-1][1])
+        obs["pumped_electrons_per_cycle"] = {
+            "value": obs["pumped_electrons"]["value"] * cfg.pump["period_fs"] / cfg.t_end_fs,
+            "unit": "electrons"}
+    else:
+        obs = observables(p, tr, f, f_eq, tr_eq)
+    if tr_eq is not None and tr_eq is not tr:
+        tr_eq.destroy()
+    if cfg.exact_reference:
+        exact_reference(cfg, p, obs, comm)
     fgrid = p.mesh.gather(f)
     summary = {
         "kinetic": kinetic.__version__, "run_file": str(cfg.path), "run_sha256": cfg.sha256,
@@ -427,6 +582,7 @@ def run(path, out=None, say=_rank0_print, restart=None, *, force=False, quiet=Fa
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, op=MPI.MAX)},
         "observables": {k: v for k, v in obs.items() if k != "x_fields"},
     }
+    _output_dir(outdir, mpi, create=True)
     if rank == 0:
         _write_outputs(outdir, p, obs, fgrid, summary, series, diag, say)
     tr.destroy()
@@ -442,7 +598,7 @@ def _write_outputs(outdir, p, obs, fgrid, summary, series, diag, say) -> None:
                 f"q2_{a2.name}": "A" if a2.name == "x" else "1/A"}
     if "x_fields" in obs:
         d = 1 if p.layout == "1x1k" else 2
-        facs = {"n": units.density_si(d),
+        facs = {"n": units.density_si(d), "n_exact": units.density_si(d),
                 "u": (units.E_CHARGE * units.ANGSTROM ** (-d), {1: "J/m", 2: "J/m^2"}[d])}
         jf = (units.E2_HBAR * units.ANGSTROM ** (1 - d), {1: "A", 2: "A/m"}[d])
         for key, vals in obs["x_fields"].items():

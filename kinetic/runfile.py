@@ -1,7 +1,7 @@
 """Run files for ``kinetic run`` (the phase-space solver) -> validated ``SolverRun``.
 
 Sections: [model] (as for tables), [texture] (x-dependent parameters), [mesh] (k, x, kmax),
-[physics], [solver], [output]; see README "Running the kinetic solver". Units: eV, Å, 1/Å,
+[physics], [solver], [output], [pump] (time-periodic parameters, ``kinetic.pump``); see README "Running the kinetic solver". Units: eV, Å, 1/Å,
 fs, K, V/m, T. Custom textures are ``module:function`` entry points, never evaluated strings.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from kinetic.config import ModelSpec, _number, _unknown, load_model_section, read_run_file
 from kinetic.errors import ConfigError
 
-SECTIONS = {"model", "texture", "mesh", "physics", "solver", "output"}
+SECTIONS = {"model", "texture", "mesh", "physics", "solver", "output", "pump"}
 TEXTURE_BUILTINS = {"rice_mele_ring"}
 
 
@@ -29,6 +29,7 @@ class SolverRun:
     kmax: float | None = None
     x_n: int | None = None
     x_length: float | None = None
+    x_start: float = 0.0  # Å: the x-mesh covers [start, start + length]
     boundary: str = "periodic"
     temperature_K: float = 300.0
     tau_fs: object = 10.0  # fs: a number, a per-band list, or "module:function"(ε eV, band) -> fs
@@ -50,6 +51,34 @@ class SolverRun:
     checkpoint_minutes: float | None = None
     force: bool = False  # run even if the memory estimate exceeds MemAvailable
     output_dir: Path | None = None
+    pump: dict | None = None  # {period_fs, cycles, steps_per_cycle, params}: kinetic.pump
+    exact_reference: bool = False  # [output]: exact-diagonalization density of the ring (1x1k)
+
+
+def _pump_spec(value, sv):
+    """[pump] period = fs, cycles = N, steps_per_cycle = M, params = { name = schedule }."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"[pump] = {value!r}: expected a table with period, cycles, params")
+    _unknown(value, {"period", "cycles", "steps_per_cycle", "params"}, "[pump]")
+    if "period" not in value:
+        raise ConfigError("[pump]: missing period (fs)")
+    out = {"period_fs": _number(value["period"], "pump.period", positive=True)}
+    for key, default in (("cycles", 1), ("steps_per_cycle", 200)):
+        n = value.get(key, default)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"pump.{key} = {n!r}: expected an integer ≥ 1")
+        out[key] = n
+    params = value.get("params")
+    if not isinstance(params, dict) or not params:
+        raise ConfigError(f"pump.params = {params!r}: expected a table of parameter schedules, e.g. "
+                          "{ theta = { winding = 1 } } or { Delta = { mean = 0.0, amplitude = 0.6 } }")
+    out["params"] = params
+    if sv.get("mode", "transient") != "transient":
+        raise ConfigError(f"solver.mode = {sv['mode']!r}: a [pump] run is time-dependent; allowed "
+                          "with [pump]: \"transient\" (the default then)")
+    return out
 
 
 def _tau_spec(value):
@@ -129,17 +158,19 @@ def load_solver_run(path) -> SolverRun:
     kmax = _number(mesh["kmax"], "mesh.kmax", positive=True) if "kmax" in mesh else None
     x = mesh.get("x")
     x_n = x_length = None
+    x_start = 0.0
     boundary = "periodic"
     if x is not None:
         if not isinstance(x, dict):
             raise ConfigError(f"mesh.x = {x!r}: expected {{ n = 64, length = 64.0, boundary = \"periodic\" }}")
-        _unknown(x, {"n", "length", "boundary"}, "mesh.x")
+        _unknown(x, {"n", "length", "boundary", "start"}, "mesh.x")
         x_n = x.get("n")
         if isinstance(x_n, bool) or not isinstance(x_n, int) or x_n < 2:
             raise ConfigError(f"mesh.x.n = {x_n!r}: expected an integer ≥ 2 (x cells)")
         if "length" not in x:
             raise ConfigError("mesh.x: missing length (Å)")
         x_length = _number(x["length"], "mesh.x.length", positive=True)
+        x_start = _number(x.get("start", 0.0), "mesh.x.start")
         boundary = x.get("boundary", "periodic")
         if boundary not in ("periodic", "wall", "reservoir"):
             raise ConfigError(f"mesh.x.boundary = {boundary!r}: allowed periodic, wall, reservoir")
@@ -186,6 +217,9 @@ def load_solver_run(path) -> SolverRun:
     sv = data.get("solver", {})
     _unknown(sv, {"mode", "t_end", "ts_type", "dt", "reconstruction", "checkpoint", "force"},
              "[solver]")
+    pump = _pump_spec(data.get("pump"), sv)
+    if pump is not None:
+        sv = {"mode": "transient", "t_end": pump["period_fs"] * pump["cycles"], **sv}
     recon = sv.get("reconstruction", "upwind")
     if recon not in ("upwind", "muscl"):
         raise ConfigError(f"solver.reconstruction = {recon!r}: allowed upwind (first order), "
@@ -201,13 +235,22 @@ def load_solver_run(path) -> SolverRun:
         raise ConfigError(f"solver.ts_type = {ts_type!r}: expected a PETSc TS type name")
 
     ck_steps, ck_minutes = _checkpoint_spec(sv.get("checkpoint"), mode)
+    if mode == "steady" and field_time["kind"] != "static":
+        raise ConfigError(f"physics.field_time.kind = {field_time['kind']!r}: a time-dependent "
+                          "field needs solver.mode = \"transient\" (steady runs: \"static\")")
     force = sv.get("force", False)
     if not isinstance(force, bool):
         raise ConfigError(f"solver.force = {force!r}: expected true or false (true: run even if the "
                           "memory estimate exceeds the available memory)")
 
     out = data.get("output", {})
-    _unknown(out, {"dir"}, "[output]")
+    _unknown(out, {"dir", "exact_reference"}, "[output]")
+    exact = out.get("exact_reference", False)
+    if not isinstance(exact, bool):
+        raise ConfigError(f"output.exact_reference = {exact!r}: expected true or false")
+    if exact and (x_n is None or boundary != "periodic"):
+        raise ConfigError("output.exact_reference = true: the exact-diagonalization reference is "
+                          "for periodic x-textures (mesh.x with boundary = \"periodic\")")
     if "dir" in out and not isinstance(out["dir"], str):
         raise ConfigError(f"output.dir = {out['dir']!r}: expected a path string")
     outdir = (base / out["dir"]).resolve() if "dir" in out else None
@@ -215,7 +258,7 @@ def load_solver_run(path) -> SolverRun:
     return SolverRun(
         path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest(), model=model, texture=tex,
         builtin=builtin, builtin_args=builtin_args, k=tuple(k), kmax=kmax, x_n=x_n,
-        x_length=x_length, boundary=boundary,
+        x_length=x_length, x_start=x_start, boundary=boundary,
         temperature_K=_number(ph.get("temperature", 300.0), "physics.temperature", positive=True),
         tau_fs=_tau_spec(ph.get("tau", 10.0)),
         mu_eV=_number(ph["mu"], "physics.mu"),
@@ -228,4 +271,4 @@ def load_solver_run(path) -> SolverRun:
         mode=mode, t_end_fs=t_end, ts_type=ts_type, reconstruction=recon,
         dt_fs=_number(sv["dt"], "solver.dt", positive=True) if "dt" in sv else None,
         checkpoint_steps=ck_steps, checkpoint_minutes=ck_minutes, force=force,
-        output_dir=outdir)
+        output_dir=outdir, pump=pump, exact_reference=exact)

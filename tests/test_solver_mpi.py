@@ -23,6 +23,11 @@ def build(layout, comm):
     if layout == "0x2k":
         ph = Physics(mu=1.1, kT=0.15, tau=5.0, E=(0.002, -0.001), B=0.05)
         return Problem("0x2k", get_model("qwz", M=1.0), (32, 32), ph, comm=comm)
+    if layout == "0x3k":
+        from test_solver import layered_chern
+
+        ph = Physics(mu=1.2, kT=0.15, tau=5.0, E=(0.002, -0.001, 0.0), B=0.05)
+        return Problem("0x3k", layered_chern(), (16, 16, 6), ph, comm=comm)
     ph = Physics(mu=-0.5, kT=0.2, tau=10.0, E=(0.05,), terms=frozenset())
     return Problem("0x1k", get_model("cosine1d"), (64,), ph, comm=comm)
 
@@ -59,14 +64,14 @@ def _compare(layout, run):
 
 
 @pytest.mark.mpi(min_size=2)
-@pytest.mark.parametrize("layout", ["1x1k", "0x2k", "0x1k"])
+@pytest.mark.parametrize("layout", ["1x1k", "0x2k", "0x1k", "0x3k"])
 def test_steady_parallel_equals_serial(layout):
     compare(layout, lambda tr, p: tr.steady()[0])
 
 
 @pytest.mark.mpi(min_size=2)
 @pytest.mark.parametrize("ts_type", ["ssp", "arkimex"])
-@pytest.mark.parametrize("layout", ["1x1k", "0x2k"])
+@pytest.mark.parametrize("layout", ["1x1k", "0x2k", "0x3k"])
 def test_transient_parallel_equals_serial(layout, ts_type):
     def run(tr, p):
         f = p.field(p.f_loc)
