@@ -66,6 +66,9 @@ sweep-esaki-tsu: $(STAMP)
 tables: sweep-haldane sweep-esaki-tsu
 	$(KINETIC) table runs/haldane_table.toml --out $(OUT)/haldane_table.csv
 	$(KINETIC) table runs/wannier90_haldane_table.toml --out $(OUT)/wannier90_haldane_table.csv
+	$(KINETIC) table runs/helical_hall_table.toml --out $(OUT)/helical_hall_table.csv
+	$(KINETIC) plot $(OUT)/helical_hall_table.csv --quantity texture_hall \
+	  --component first_order,shift,metric,semiclassical,exact --out $(OUT)/helical_hall_slope.png
 
 ## every kinetic run under runs/ (NP ranks)
 runs: $(STAMP)

@@ -27,6 +27,7 @@ VARS = {"mu": ("mu_eV", "μ", "eV"), "T": ("T_K", "T", "K"), "tau": ("tau_fs", "
         "B": ("B_T", "B", "T")}  # the last three: sweeps of `kinetic run` files
 SWEEP_TAIL = ["quantity", "component", "value", "unit"]  # kinetic.solver_sweep tables
 SYMBOL = {"density": "n", "drude": "σ", "ahc": "σ", "bcd": "D", "orbital_magnetization": "M",
+          "texture_hall": "dσ_xy/dq",
           "current": "j", "transport_current": "j", "energy_density": "u"}
 SUPER, MINUS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"), str.maketrans("-", "−")
 MAX_LINES = 8  # more curves than this: evenly spaced values are shown (noted in the legend)
@@ -204,7 +205,17 @@ def plot_table(table_path, quantity: str, component: str | None, vs: str = "mu",
         raise ConfigError("plotting needs matplotlib; install the plot extra: "
                           "pip install 'kinetic[plot]'") from None
     table_path = Path(table_path)
-    s = series(table_path, quantity, component, vs)
+    comps = component.split(",") if component and "," in component else [component]
+    s = series(table_path, quantity, comps[0], vs)
+    if len(comps) > 1:  # several components in one figure, on the first one's scale
+        lines = []
+        for c in comps:
+            sc = series(table_path, quantity, c, vs)
+            r = sc.scale / s.scale
+            lines += [Line(c if len(sc.lines) == 1 else f"{c}: {ln.label}", ln.x, ln.y * r,
+                           ln.err * r) for ln in sc.lines]
+        s = Series(s.x_label, s.y_label.replace(f"$_{{{comps[0]}}}$", ""), s.title,
+                   s.legend_title, s.scale, lines)
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     formats = fig.canvas.get_supported_filetypes()
     name = "_".join(p for p in (table_path.stem, quantity, component, "vs", vs) if p)

@@ -270,16 +270,23 @@ def integrate(geom, dim: int, quantities, mu, kT, measure: float, spin: int = 1,
     return out
 
 
+#: quantities computed outside the geometry-integral registry, by their own module
+SPECIAL = {"texture_hall": "kinetic.texture_hall"}
+
+
 def check_quantities(names, dim: int) -> None:
     """ConfigError for unknown names or quantities undefined in this dimension."""
     import difflib
 
     for q in names:
+        if q in SPECIAL:
+            continue
         if q not in CALCULATORS:
-            near = difflib.get_close_matches(q, CALCULATORS, n=1)
+            allowed = sorted(set(CALCULATORS) | set(SPECIAL))
+            near = difflib.get_close_matches(q, allowed, n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise ConfigError(f"response.quantities: unknown quantity {q!r}{hint}; allowed: "
-                              + ", ".join(sorted(CALCULATORS)))
+                              + ", ".join(allowed))
         if dim < CALCULATORS[q].min_dim:
             raise ConfigError(f"response.quantities: {q!r} needs a k-space dimension ≥ "
                               f"{CALCULATORS[q].min_dim}; this model has dim = {dim}")

@@ -26,7 +26,7 @@ from kinetic.fileio import atomic_write
 from kinetic.geometry import band_geometry
 from kinetic.kmesh import KMesh, make_kmesh
 from kinetic.models.loader import build_model
-from kinetic.response import CALCULATORS, check_quantities, integrate
+from kinetic.response import CALCULATORS, SPECIAL, check_quantities, integrate
 
 HEADER = ["mu_eV", "T_K", "tau_fs", "quantity", "component", "value", "unit", "error"]
 CHUNK_POINTS = 1 << 16  # k-points per geometry batch (bounds memory for many-band models)
@@ -105,21 +105,33 @@ def compute_table(cfg: RunConfig, model) -> list[list]:
     fine = make_kmesh(cfg.k, model.reciprocal, cfg.kmax)
     coarse = fine.coarse() or make_kmesh([max(2, n // 2) for n in cfg.k], model.reciprocal, cfg.kmax)
     mus = np.array(cfg.mus_eV)
+    regular = [q for q in cfg.quantities if q not in SPECIAL]
+    if "texture_hall" in cfg.quantities:
+        from kinetic import texture_hall
+
+        nk = texture_hall.check_model(model, cfg.k)
     rows = []
     for T_K in cfg.temperatures_K:
         kT = units.kelvin_to_ev(T_K)
         t0 = time.perf_counter()
-        vf = integrate_mesh(model, fine, cfg.quantities, mus, kT, T_K)
-        vc = integrate_mesh(model, coarse, cfg.quantities, mus, kT, T_K, check=False)
+        vf = integrate_mesh(model, fine, regular, mus, kT, T_K) if regular else {}
+        vc = integrate_mesh(model, coarse, regular, mus, kT, T_K, check=False) if regular else {}
+        if "texture_hall" in cfg.quantities:  # error column: the slope on the n/2 mesh
+            for (store, n) in ((vf, nk), (vc, max(2, nk // 2))):
+                store.update({("texture_hall", c): v for c, v in
+                              texture_hall.slopes(model, n, mus, kT).items()})
         _progress(f"T = {T_K:g} K: {fine.npoints} k-points x {len(mus)} mu in "
                   f"{time.perf_counter() - t0:.2f} s")
         for tau_fs in cfg.taus_fs:
             tau = units.fs_to_internal(tau_fs)
             for i, mu in enumerate(mus):
                 for q in cfg.quantities:
-                    calc = CALCULATORS[q]
-                    factor, unit = calc.unit(model.dim)
-                    scale = factor * tau ** calc.tau_power
+                    if q == "texture_hall":
+                        (factor, unit), scale = texture_hall.UNIT, texture_hall.UNIT[0]
+                    else:
+                        calc = CALCULATORS[q]
+                        factor, unit = calc.unit(model.dim)
+                        scale = factor * tau ** calc.tau_power
                     for (qq, comp), val in vf.items():
                         if qq != q:
                             continue

@@ -188,3 +188,36 @@ def test_registry_documents_every_calculator():
         for dim in range(calc.min_dim, 4):
             factor, unit = calc.unit(dim)
             assert factor > 0 and unit
+
+
+def test_texture_hall_table_rows(tmp_path):
+    """quantity = "texture_hall" (V12): the semiclassical slope with the mixed-metric terms equals
+    the exact slope of the gauge-equivalent model; the first-order theory alone misses it."""
+    from kinetic.table import run_table
+
+    p = tmp_path / "h.toml"
+    p.write_text('[model]\nname = "qwz_helical"\n[mesh]\nk = [60, 60]\n[physics]\n'
+                 'temperature = 1160.0\nmu = [-1.25, 1.0]\n[response]\n'
+                 'quantities = ["texture_hall", "ahc"]\n')
+    out = run_table(p, out=tmp_path / "h.csv")
+    rows = [r.split(",") for r in out.read_text().splitlines() if r and not r.startswith("#")][1:]
+    val = {(float(r[0]), r[4]): float(r[5]) for r in rows if r[3] == "texture_hall"}
+    assert {r[6] for r in rows if r[3] == "texture_hall"} == {"S*m"}
+    for mu in (-1.25, 1.0):
+        exact = val[(mu, "exact")]
+        assert val[(mu, "semiclassical")] == pytest.approx(exact, rel=1e-6)
+        parts = val[(mu, "first_order")] + val[(mu, "shift")] + val[(mu, "metric")]
+        assert parts == pytest.approx(val[(mu, "semiclassical")], rel=1e-12)
+        assert abs(val[(mu, "first_order")] / exact - 1) > 0.05
+    assert any(r[3] == "ahc" for r in rows)
+
+
+def test_texture_hall_needs_the_helical_model(tmp_path, capsys):
+    from kinetic.cli import main
+
+    p = tmp_path / "h.toml"
+    p.write_text('[model]\nname = "qwz"\n[mesh]\nk = [20, 20]\n[physics]\nmu = 0.5\ntemperature = 300.0\n'
+                 '[response]\nquantities = ["texture_hall"]\n')
+    assert main(["table", str(p), "--out", str(tmp_path / "h.csv")]) == 2
+    assert "model.name = \"qwz_helical\"" in capsys.readouterr().err
+    assert not (tmp_path / "h.csv").exists()
