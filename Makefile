@@ -7,6 +7,9 @@ NP      ?= 2
 MPIEXEC ?= $(shell test -x $(VENV)/bin/mpiexec && echo $(VENV)/bin/mpiexec || echo mpiexec)
 STAMP   := $(VENV)/.kinetic-setup
 OUT     ?= out
+# one BLAS thread per MPI rank (kinetic info warns otherwise); override from the environment
+export OMP_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
 PYTEST  := $(PY) -m pytest -p no:cacheprovider
 
 .PHONY: setup test test-serial test-mpi test-slow demo bench info clean distclean tables sweep-haldane sweep-esaki-tsu runs
