@@ -12,7 +12,8 @@ into the dof (k_z conserved: E in the x-y plane, B ∥ z).
 Second-order terms (physics.md §4.8): all of them in 1x1k; in the homogeneous layouts the
 field-induced ones at B = 0 — ``E2_bcp`` (ε̃ += ½ G^R_ij E_i E_j) and ``A2_shift_field``
 (Ω′ = ∇_k × G^GYN E in the 0x2k anomalous velocity; zero in 0x1k) — with the texture terms
-accepted as the exact zeros they are there (V15); none in 1x2k and 0x3k yet. These fields are built for
+accepted as the exact zeros they are there (V15); in 1x2k the texture connections A′ and A″
+(with the quadrupole density) in every curvature block; none in 0x3k yet. These fields are built for
 physics.E: use ``with_field`` for a problem at another field (``field_dependent``).
 """
 from __future__ import annotations
@@ -30,6 +31,21 @@ from kinetic.semiclassics import (DEFAULT_TERMS, TERMS, check_solver_terms, corr
                                   positional_shift, second_order_energy, wigner_kirkwood)
 
 TWO_PI = 2 * np.pi
+#: second-order terms of the 1x2k layout (quasi-1D textures): the texture positional shift A′
+#: and the metric-gradient connection A″ in every curvature block, and the quadrupole density
+TEXTURE_TERMS_1X2K = {"A2_shift_texture", "A2_threeband", "A2_metric_gradient", "obs_quadrupole"}
+
+
+def spectral_derivative(F, h: float, axis: int) -> np.ndarray:
+    """∂F along a periodic axis of cell values spaced h (FFT; the Nyquist mode of an even
+    length is dropped, its derivative not being real-representable)."""
+    n = F.shape[axis]
+    w = 2 * np.pi * np.fft.fftfreq(n, d=h)
+    if n % 2 == 0:
+        w[n // 2] = 0.0
+    shape = [1] * F.ndim
+    shape[axis] = n
+    return np.real(np.fft.ifft(1j * w.reshape(shape) * np.fft.fft(F, axis=axis), axis=axis))
 
 
 @dataclass
@@ -238,10 +254,14 @@ class Problem:
                     "terms (magnetic BCP, O(B²) energy, B·Ω′ in D) are not specified — set "
                     "physics.magnetic_field = 0 or switch the second-order terms off")
             return
+        if self.layout == "1x2k":  # the texture connections A′, A″ (and the quadrupole density)
+            second = [t for t in second if t not in TEXTURE_TERMS_1X2K]
         if self.layout in ("1x2k", "0x3k") and second:
+            allowed = (f"; 1x2k takes {', '.join(sorted(TEXTURE_TERMS_1X2K))}"
+                       if self.layout == "1x2k" else "")
             raise ConfigError(f"physics.terms: {second[0]!r} is implemented for the 1x1k, 0x1k "
-                              f"and 0x2k layouts so far, not for {self.layout} (issue #5 extends "
-                              "it)")
+                              f"and 0x2k layouts so far, not for {self.layout}{allowed} (issue #5 "
+                              "extends it)")
         E = np.atleast_1d(np.asarray(ph.E, float))
         if self.layout == "0x3k" and E.size > 2 and E[2] != 0:
             raise ConfigError(f"physics.electric_field = {E.tolist()}: the 0x3k layout folds k_z "
@@ -353,6 +373,53 @@ class Problem:
             out.append(-circ / (a1.h * a2.h))
         return np.stack(out, -1)
 
+    def _texture_curvatures_1x2k(self):
+        """1x2k: the second-order curvature blocks (Ω′ + Ω″)_{k_x x}, _{k_y x}, _{k_x k_y} at the
+        owned cell centres (n2, n1l, dof), from the texture positional shift A′ (A2_shift_texture,
+        A2_threeband; physics.md §4.2) and the metric-gradient connection A″ (A2_metric_gradient,
+        §4.3: A″_{k_i} = ½(∂_x g_{k_i k_x} − ∂_{k_x} g_{k_i x}), A″_x = ½(∂_x g_{x k_x} − ∂_{k_x}
+        g_{xx}), y-independent), Ω_ab = ∂_a A_b − ∂_b A_a. k_x and k_y derivatives are spectral
+        (the whole periodic zone is local); x-derivatives are central differences of values at
+        cell centres extended by two cells on each side (the model is evaluated there), so the
+        sums over a periodic ring telescope. D gains Ω_{k_x x} (D = 1 + Ω_{k_x x} for y-independent
+        textures, physics.md §3.2), the transverse velocity the other two (§5.2)."""
+        a1, a2 = self.mesh.axes
+        m, ph = self.mesh, self.phys
+        ext = 2
+        x = a1.centres(m.s1 - ext, m.e1 + ext)
+        K, X = np.meshgrid(a2.centres(m.s2, m.e2), x, indexing="ij")  # (n2, n1l + 4)
+        kyb = np.broadcast_to(self.ky, K.shape + self.ky.shape)
+        k = np.stack([np.broadcast_to(K[..., None], kyb.shape), kyb], axis=-1)
+        H, dH = self.model.evaluate(np.broadcast_to(X[..., None, None], kyb.shape + (1,)), k)
+        # the full phase space (x, y, k_x, k_y) with ∂_y H = 0 (positional_shift pairs x_i, k_i)
+        dH = np.concatenate([dH[..., :1, :, :], np.zeros_like(dH[..., :1, :, :]),
+                             dH[..., 1:, :, :]], axis=-3)
+        g = band_geometry(H, dH, n_x=2)  # arrays (n2, n1l+4, nky, ...)
+        hx, hkx, hky = a1.h, a2.h, self._ky_axis.h
+        dkx = lambda F: spectral_derivative(F, hkx, 0)  # noqa: E731
+        dky = lambda F: spectral_derivative(F, hky, 2)  # noqa: E731
+        dx = lambda F: (F[:, 2:] - F[:, :-2]) / (2 * hx)  # noqa: E731  (drops one cell per side)
+        inner = lambda F, n: F[:, n:F.shape[1] - n]  # noqa: E731
+        X_, KX, KY = 0, 2, 3
+        blocks = ([], [], [])
+        for b in self.bands:
+            Ax = Akx = Aky = 0.0  # on cells extended by one (after one x-derivative)
+            if "A2_shift_texture" in ph.terms:
+                Ap = positional_shift(g, b, threeband="A2_threeband" in ph.terms)
+                Ax, Akx, Aky = (inner(Ap[..., i], 1) for i in (X_, KX, KY))
+            if "A2_metric_gradient" in ph.terms:
+                G = g.metric[..., b, :, :]
+                Ax = Ax + 0.5 * (dx(G[..., X_, KX]) - inner(dkx(G[..., X_, X_]), 1))
+                Akx = Akx + 0.5 * (dx(G[..., KX, KX]) - inner(dkx(G[..., KX, X_]), 1))
+                Aky = Aky + 0.5 * (dx(G[..., KY, KX]) - inner(dkx(G[..., KY, X_]), 1))
+            Ax, Akx, Aky = (np.broadcast_to(A, g.energy[:, 1:-1, ..., 0].shape)
+                            for A in (Ax, Akx, Aky))
+            blocks[0].append(inner(dkx(Ax), 1) - dx(Akx))  # Ω_{k_x x}
+            blocks[1].append(inner(dky(Ax), 1) - dx(Aky))  # Ω_{k_y x}
+            blocks[2].append(inner(dkx(Aky) - dky(Akx), 1))  # Ω_{k_x k_y}
+        shape = self.D.shape
+        return tuple(np.stack(bl, -1).reshape(shape) for bl in blocks)
+
     def _evaluate_fields(self):
         m, ph = self.mesh, self.phys
         self._check_layout_terms()
@@ -399,6 +466,12 @@ class Problem:
             # and ω_c gives k̇ = −E and ẋ = ∇_k ε̃ + E × (Ω + Ω′) ẑ (observables.number_current).
             if "A2_shift_field" in ph.terms and self.layout == "0x2k":
                 self.curv_z = self.curv_z + self._field_shift_curvature(g_corner)
+        elif self.layout == "1x2k":
+            if {"A2_shift_texture", "A2_metric_gradient"} & ph.terms:
+                dkx_x, dky_x, dkxky = self._texture_curvatures_1x2k()
+                self.D = self.D + dkx_x
+                self.curv_kykx_x = self.curv_kykx_x + dky_x
+                self.curv_kxky = self.curv_kxky + dkxky
         else:
             if {"E2_quadrupole", "E2_bcp", "E2_curv2", "E2_metric_laplacian"} & ph.terms:
                 self.eps_cell = self.eps_cell + self._second_order_energy(Q1, Q2)
@@ -408,7 +481,8 @@ class Problem:
             if "A2_metric_gradient" in ph.terms:
                 self.D = self.D + self._metric_curvature(g, g_corner)
         if "obs_quadrupole" in ph.terms:
-            self.g_kk = np.stack([g.metric[..., b, 1, 1] for b in self.bands], -1)
+            self.g_kk = np.stack([g.metric[..., b, 1, 1] for b in self.bands],
+                                 -1).reshape(Q1.shape + (-1,))  # g_{k_x k_x}
         if "wk_correction" in ph.terms:
             if self.layout != "1x1k":
                 raise ConfigError("physics.terms: wk_correction is implemented for 1x1k so far")

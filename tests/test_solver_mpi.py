@@ -91,6 +91,15 @@ def build_more(kind, comm):
         ph = Physics(mu=0.3, kT=0.1, tau=6.0, E=(0.01,))
         pm = landau_shift(get_model("qwz", M=1.0), 2 * np.pi / 8)
         return Problem("1x2k", pm, (8, 16, 12), ph, x_range=(0.0, 8.0), comm=comm)
+    if kind == "1x2k_second":  # a mass texture: x-derivatives of A′, g cross the rank boundary
+        from kinetic.models.texture import Sine, texture
+        from kinetic.semiclassics import FIRST_ORDER
+
+        ph = Physics(mu=0.3, kT=0.1, tau=6.0, E=(0.01,),
+                     terms=frozenset(FIRST_ORDER + ("A2_shift_texture", "A2_threeband",
+                                                    "A2_metric_gradient", "obs_quadrupole")))
+        pm = texture(get_model("qwz", M=1.0), {"M": Sine(mean=1.0, amplitude=0.3, period=16.0)})
+        return Problem("1x2k", pm, (16, 16, 12), ph, x_range=(0.0, 16.0), comm=comm)
     if kind == "A2_shift":
         from kinetic.semiclassics import FIRST_ORDER
 
@@ -140,14 +149,14 @@ def test_muscl_parallel_equals_serial(layout, mode, monkeypatch):
 
 
 @pytest.mark.mpi(min_size=2)
-@pytest.mark.parametrize("kind", ["1x2k", "number_conserving", "A2_shift"])
+@pytest.mark.parametrize("kind", ["1x2k", "number_conserving", "A2_shift", "1x2k_second"])
 def test_more_paths_parallel_equals_serial(kind, monkeypatch):
     import test_solver_mpi as mod
 
     monkeypatch.setattr(mod, "build", lambda layout, comm: build_more(kind, comm))
 
     def run(tr, p):
-        if kind in ("1x2k", "A2_shift"):
+        if kind in ("1x2k", "A2_shift", "1x2k_second"):
             return tr.steady()[0]
         f = p.field(p.f_loc * 0.9)
         tr.transient(f, 2.0, ts_type="ssp", dt=0.01)
