@@ -98,12 +98,13 @@ def curvature_blocks(geom, band: int, terms) -> tuple[np.ndarray, np.ndarray, np
 
 
 def levi_civita_B(B, d: int) -> np.ndarray:
-    """The (d, d) matrix ε_ijl B_l (B a z-scalar in 2D, a 3-vector in 3D)."""
+    """The (d, d) matrix ε_ijl B_l (B a z-scalar, or in 3D a 3-vector)."""
     out = np.zeros((d, d))
     if d == 2:
         out[0, 1], out[1, 0] = B, -B
-    elif d == 3:
-        Bx, By, Bz = np.broadcast_to(np.asarray(B, float), (3,))
+    elif d == 3:  # a scalar B is B_z, as in corrected_energy
+        B = np.asarray(B, float)
+        Bx, By, Bz = (0.0, 0.0, float(B)) if B.ndim == 0 else B
         out[:] = [[0, Bz, -By], [-Bz, 0, Bx], [By, -Bx, 0]]
     return out
 

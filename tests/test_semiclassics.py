@@ -131,3 +131,10 @@ def test_unknown_term_is_named():
     with pytest.raises(ConfigError, match="did you mean .E1_gradient."):
         check_terms(["E1_gradeint"])
     assert set(DEFAULT_TERMS) <= set(TERMS)
+
+
+def test_scalar_B_is_Bz_in_3d():
+    from kinetic.semiclassics import levi_civita_B
+
+    np.testing.assert_array_equal(levi_civita_B(0.7, 3), levi_civita_B((0.0, 0.0, 0.7), 3))
+    assert levi_civita_B(0.7, 3)[0, 1] == 0.7 and levi_civita_B(0.7, 3)[1, 2] == 0.0
