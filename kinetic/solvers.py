@@ -247,6 +247,73 @@ class Transport:
             name = getattr(pc.getPythonContext(), "name", name)
         return name
 
+    def field_derivative(self, fvec, direction) -> np.ndarray:
+        """A (ê·∇_k f) at the owned cells (n2, n1l, dof): the field advection per unit field,
+        ∇_k·(D k̇ f) = −E ê·∇_k f (the field part of D k̇ is −E in every layout), by central
+        differences of ghosted values; A = cell area. Homogeneous layouts and 1x1k."""
+        layout = self.p.layout
+        if layout not in ("0x1k", "0x2k", "0x3k", "1x1k"):
+            from kinetic.errors import ConfigError
+
+            raise ConfigError(f"perturbative orders: layout {layout!r} not supported (0x1k, "
+                              "0x2k, 0x3k, 1x1k)")
+        g = self._ghosted(fvec)
+        n1l, n2 = self.m.local_shape
+        o1, o2 = self.o1, self.o2
+        a1, a2 = self.m.axes
+
+        def shifted(d1, d2):
+            return g[o2 + d2:o2 + d2 + n2, o1 + d1:o1 + d1 + n1l]
+
+        d1 = (shifted(1, 0) - shifted(-1, 0)) / (2 * a1.h)
+        d2 = (shifted(0, 1) - shifted(0, -1)) / (2 * a2.h)
+        grads = {"0x1k": (d1,), "1x1k": (d2,)}.get(layout, (d1, d2))
+        e = np.atleast_1d(np.asarray(direction, float))
+        return self.m.cell_area * sum(ei * gi for ei, gi in zip(e, grads))
+
+    def steady_orders(self, direction, order=2, prefix="steady_"):
+        """Perturbative steady states in a uniform field E ê: f = f0 + E f1 + E² f2 + …, all from
+        ONE operator M0 (the E = 0 upwind matrix with collisions) and one KSP set-up:
+        M0 f0 = b0 and M0 f_n = A ê·∇_k f_{n−1} (central differences, so no upwind diffusion
+        in the field direction). Returns [f0, f1, …, f_order] (Vecs; f_n per unit Eⁿ, V/Å).
+        Needs the fixed-μ collision, a constant τ and no field-dependent fields."""
+        from petsc4py import PETSc
+
+        p, ph = self.p, self.p.phys
+        if ph.number_conserving or callable(ph.tau) or p.field_dependent or (
+                p.layout == "1x1k" and ph.boundary != "periodic"):
+            from kinetic.errors import ConfigError
+
+            raise ConfigError("perturbative orders need the fixed-μ collision, a constant τ, no "
+                              "field-induced second-order terms and (1x1k) a periodic x")
+        zero = (0.0,) * len(np.atleast_1d(ph.E))
+        coll = self.AD / p.tau
+        A = p.op.matrix(zero, coll)
+        ksp = PETSc.KSP().create(comm=self.m.comm)
+        ksp.setOptionsPrefix(prefix)
+        ksp.setOperators(A)
+        self._default_steady_solver(ksp)
+        ksp.setTolerances(rtol=1e-12, atol=1e-14, max_it=2000)
+        ksp.setFromOptions()
+        out = []
+        try:
+            rhs = coll * p.f_loc + self.source(zero) + self.wb_source(zero)
+            for n in range(order + 1):
+                b = p.field(rhs)
+                x = b.duplicate()
+                ksp.solve(b, x)
+                b.destroy()
+                if ksp.getConvergedReason() < 0:
+                    from kinetic.errors import KineticError
+
+                    raise KineticError(f"steady_orders: KSP did not converge at order {n}")
+                out.append(x)
+                rhs = self.field_derivative(x, direction)
+        finally:
+            ksp.destroy()
+            A.destroy()
+        return out
+
     def steady_sweep(self, points, E=None, prefix="steady_"):
         """Steady states for many (μ eV, k_BT eV) with ONE assembled operator and ONE KSP
         set-up — the operator depends on E, B and τ but not on μ, T, so a μ/T sweep of a

@@ -70,6 +70,22 @@ def test_steady_parallel_equals_serial(layout):
 
 
 @pytest.mark.mpi(min_size=2)
+@pytest.mark.parametrize("layout", ["0x2k", "1x1k", "0x1k"])
+def test_perturbative_orders_parallel_equals_serial(layout):
+    """Transport.steady_orders (one operator, orders 0-2) on 2 ranks = 1 rank: f0 + E f1 + E² f2
+    at E = 0.1 (f1, f2 alone carry no density: ∫∇_k f = 0)."""
+    direction = (1.0, 0.0) if layout == "0x2k" else (1.0,)
+
+    def run(tr, p):
+        f0, f1, f2 = tr.steady_orders(direction)
+        f0.axpy(0.1, f1)
+        f0.axpy(0.01, f2)
+        return f0
+
+    compare(layout, run)
+
+
+@pytest.mark.mpi(min_size=2)
 @pytest.mark.parametrize("ts_type", ["ssp", "arkimex"])
 @pytest.mark.parametrize("layout", ["1x1k", "0x2k", "0x3k"])
 def test_transient_parallel_equals_serial(layout, ts_type):
