@@ -76,14 +76,16 @@ def _grid(cfg, params):
     return {**base, **swept}, [a for a in ORDER if a in swept]
 
 
-def _point_config(cfg, point: dict):
+def _point_config(cfg, point: dict, dim: int):
+    """The run configuration at one grid point (the field padded to the model's dim)."""
     E = list(cfg.electric_field)
-    if "E_y" in point and (point["E_y"] or len(E) > 1):
-        E = (E + [0.0, 0.0])[:2]
-        E[1] = point["E_y"]
-    if E or point["E"]:
-        E = (E or [0.0])
+    if E or point["E"] or point["E_y"]:
+        E = (E + [0.0] * dim)[:max(dim, len(E))]
         E[0] = point["E"]
+        if point["E_y"]:
+            if dim < 2:
+                raise ConfigError(f"--param E_y: model has dim = {dim}; E_y needs a 2D or 3D model")
+            E[1] = point["E_y"]
     return replace(cfg, mu_eV=point["mu"], temperature_K=point["T"], tau_fs=point["tau"],
                    electric_field=tuple(E), magnetic_field_T=point["B"])
 
@@ -105,7 +107,7 @@ def solve_block(cfg, points, model, comm):
     from kinetic.run import build_problem, equilibrium_reference, observables
     from kinetic.solvers import Transport
 
-    first = _point_config(cfg, points[0])
+    first = _point_config(cfg, points[0], model.dim)
     p = build_problem(first, comm=comm, model=model)
     tr = Transport(p)
     ph = p.phys
@@ -132,7 +134,7 @@ def solve_block(cfg, points, model, comm):
             for pt in points:
                 if pt is not points[0]:
                     tr.destroy()
-                    p = build_problem(_point_config(cfg, pt), comm=comm, model=model)
+                    p = build_problem(_point_config(cfg, pt, model.dim), comm=comm, model=model)
                     tr = Transport(p)
                 f, _ = tr.steady()
                 tr_eq = equilibrium_reference(p, tr) if with_field else None

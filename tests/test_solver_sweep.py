@@ -138,3 +138,23 @@ def test_solver_sweep_parallel_equals_serial(tmp_path, ranks_per_point):
                 {k: v for k, v in rb.items() if k != "value"}
             assert float(ra["value"]) == pytest.approx(float(rb["value"]), rel=1e-10, abs=1e-30)
     world.Barrier()
+
+
+def test_sweep_over_B_and_E_y_of_a_2d_run(tmp_path):
+    """A B × E_y grid of the magnetotransport run (field along y, padded to 2 components):
+    j_x/j_y = −ω_cτ for E ∥ y, linear in B (ω_cτ = 0.9233 at 100 T, README)."""
+    text = (RUNS / "magnetotransport.toml").read_text().replace("k = [256, 256]", "k = [96, 96]")
+    text = text.replace("electric_field = [1.0e5, 0.0]       # V/m (linear response)\n", "")
+    p = tmp_path / "mt.toml"
+    p.write_text(text)
+    out = tmp_path / "mt.csv"
+    run_solver_sweep(p, ["B=50,100", "E_y=1e5"], out=out, **QUIET)
+    table = rows(out)
+    assert list(table[0])[:3] == ["E_y_V_per_m", "B_T", "quantity"]
+    ratio = {}
+    for B in (50.0, 100.0):
+        j = [float(r["value"]) for r in table if float(r["B_T"]) == B
+             and r["quantity"] == "transport_current"]
+        ratio[B] = j[0] / j[1]
+    assert ratio[100.0] == pytest.approx(2 * ratio[50.0], rel=1e-3)  # measured 2.0005
+    assert ratio[100.0] == pytest.approx(-0.9233, rel=1e-3)  # measured −0.92347 at 96²
