@@ -10,7 +10,10 @@ What runs where:
 * PETSc figures in subprocesses ``mpiexec -n R python -m bench.solve ...`` (R = 1, 2), one
   process per measurement so that ru_maxrss is that measurement's peak memory; each prints
   one JSON line from rank 0 (see ``bench/solve.py`` for what each figure counts);
-* the scipy baseline in ``python -m bench.scipy_baseline`` subprocesses (time-capped).
+* the scipy baseline in ``python -m bench.scipy_baseline`` subprocesses (time-capped);
+* optional: WannierBerri's side of the issue #7 table comparison, ``bench/wannierberri.py`` run
+  by $KINETIC_WANNIERBERRI_PYTHON (or this python if it imports wannierberri), recorded under
+  "wannierberri" (``{"skipped": ...}`` when not installed).
 
 Subprocesses get OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = 1 (one core per rank, and scipy on
 one core like one PETSc rank). The reference problem is described in ``bench/reference.py``.
@@ -106,6 +109,84 @@ def table_time(n=600, nmu=61):
     t0 = time.perf_counter()
     rows = compute_table(cfg, model)
     return {"table_61mu_600x600_ahc_drude_s": time.perf_counter() - t0, "table_rows": len(rows)}
+
+
+# ------------------------------------------------------------------ optional: WannierBerri
+WANNIERBERRI_TIMEOUT_S = 400  # keeps `make bench` < 10 min (measured: 135 s for the step)
+WANNIERBERRI_TARGET_X = 20.0  # issue #7: the table >= 20x faster than WannierBerri's
+WANNIERBERRI_TABLE = dict(tb=ROOT / "runs" / "haldane_tb.dat", n=600, mus=(-3.0, 3.0, 61),
+                          T_K=300.0, tau_fs=10.0)
+
+
+def wannierberri_python():
+    """A python with wannierberri: $KINETIC_WANNIERBERRI_PYTHON, else this one if it has it."""
+    exe = os.environ.get("KINETIC_WANNIERBERRI_PYTHON")
+    if exe:
+        return exe
+    import importlib.util
+
+    return sys.executable if importlib.util.find_spec("wannierberri") is not None else None
+
+
+def kinetic_wb_table(n, mus, T_K, tau_fs, tb, repeat=2):
+    """kinetic's side of the WannierBerri comparison, in this process like table_time: reading
+    the _tb.dat model + compute_table (AHC + Drude, one T), best of ``repeat``; and the rows."""
+    from kinetic.config import ModelSpec, RunConfig
+    from kinetic.models.loader import build_model
+    from kinetic.table import compute_table
+
+    spec = ModelSpec(tb=Path(tb), convention="II")
+    cfg = RunConfig(path=Path("bench"), sha256="", model=spec, k=(n, n), kmax=None,
+                    temperatures_K=(T_K,), taus_fs=(tau_fs,),
+                    mus_eV=tuple(np.linspace(*mus[:2], int(mus[2]))), quantities=("ahc", "drude"))
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        rows = compute_table(cfg, build_model(spec))
+        times.append(time.perf_counter() - t0)
+    return times, rows
+
+
+def wannierberri_comparison():
+    """Issue #7, optional (WannierBerri is not a kinetic dependency; install it anywhere and
+    point KINETIC_WANNIERBERRI_PYTHON at that python): the same table, AHC σ_xy + Drude/Ohmic
+    of runs/haldane_tb.dat at 600 x 600 k, 61 μ in [-3, 3] eV, T = 300 K, τ = 10 fs, both
+    serial. WannierBerri runs bench/wannierberri.py in a subprocess (best of 2 runs in that
+    process; settings in that file's docstring), kinetic in this process (model read +
+    compute_table, best of 2). Records the two times, their ratio and the largest differences
+    of the two tables (AHC in e²/h; Drude xx relative, where it exceeds 1e-6 S)."""
+    exe = wannierberri_python()
+    if exe is None:
+        return {"skipped": "wannierberri not installed"}
+    t = WANNIERBERRI_TABLE
+    cmd = [exe, str(ROOT / "bench" / "wannierberri.py"), "--tb", str(t["tb"]), "--nk",
+           str(t["n"]), "--mu", *map(str, t["mus"]), "--temperature", str(t["T_K"]), "--tau",
+           str(t["tau_fs"]), "--repeat", "2", "--values", "--bench-prefix"]
+    wb = subprocess_json(cmd, WANNIERBERRI_TIMEOUT_S)
+    out = {"command": " ".join(cmd), "python": exe}
+    if "wall_s" not in wb:
+        return {**out, **wb}
+    wait_until_quiet()
+    meter = CpuMeter()
+    k_times, rows = kinetic_wb_table(t["n"], t["mus"], t["T_K"], t["tau_fs"], t["tb"])
+    kin = {(round(r[0], 9), r[3], r[4]): r[5] for r in rows}
+    mus = np.round(wb["mu_list_eV"], 9)
+    from kinetic.units import E2_H
+
+    ahc = [abs(wb["ahc_xy_S"][i] - kin[(m, "ahc", "xy")]) / E2_H for i, m in enumerate(mus)]
+    drude = [abs(wb["drude_xx_S"][i] - kin[(m, "drude", "xx")]) / kin[(m, "drude", "xx")]
+             for i, m in enumerate(mus) if kin[(m, "drude", "xx")] > 1e-6]
+    ratio = wb["wall_s"] / min(k_times)
+    return {**out, "wannierberri_s": wb["wall_s"], "kinetic_s": min(k_times), "ratio_x": ratio,
+            "target_min_x": WANNIERBERRI_TARGET_X, "target_met": ratio >= WANNIERBERRI_TARGET_X,
+            "wannierberri_s_runs": wb["wall_s_runs"], "kinetic_s_runs": k_times,
+            "wannierberri_version": wb["wannierberri_version"], "grid": wb["grid"],
+            "n_mu": wb["n_mu"], "temperature_K": t["T_K"], "tau_fs": t["tau_fs"],
+            "wannierberri_efermi_points": wb["n_efermi"],
+            "wannierberri_efermi_step_eV": wb["efermi_step_eV"],
+            "max_ahc_diff_e2h": max(ahc), "max_drude_xx_rel_diff": max(drude),
+            "other_processes_cpu_pct": {"wannierberri": wb.get("other_processes_cpu_pct"),
+                                        "kinetic": meter.other_pct()}}
 
 
 # ---------------------------------------------------------------------------- subprocesses
@@ -650,7 +731,20 @@ def report_lines(res):
     geo, tab = res["geometry"], res["table"]
     L.append(f"geometry {geo['geometry_points_bands_per_s']:.3g} points*bands/s; table 61 mu "
              f"600x600 {tab['table_61mu_600x600_ahc_drude_s']:.2f} s")
+    L.append(wannierberri_line(res.get("wannierberri", {})))
     return L
+
+
+def wannierberri_line(w):
+    if "ratio_x" in w:
+        return (f"WannierBerri {w['wannierberri_version']} same table (Haldane _tb.dat, "
+                f"{w['grid'][0]}x{w['grid'][1]} k, {w['n_mu']} mu, {w['temperature_K']:g} K, "
+                f"AHC + Ohmic, serial): {w['wannierberri_s']:.1f} s vs kinetic "
+                f"{w['kinetic_s']:.2f} s = {w['ratio_x']:.0f}x (target >= "
+                f"{w['target_min_x']:g}x {'met' if w['target_met'] else 'NOT met'}); tables "
+                f"agree: AHC to {w['max_ahc_diff_e2h']:.1e} e^2/h, Drude xx to "
+                f"{w['max_drude_xx_rel_diff']:.1e} rel.")
+    return f"WannierBerri comparison: {w.get('skipped') or w.get('error', 'not run')}"
 
 
 def main():
@@ -673,6 +767,8 @@ def main():
         res["matmult"], res["assembly"] = matmult_assembly_figures(runs, res["bandwidth"])
         res["ts"] = ts_figures(runs)
         res["scipy"] = scipy_figures(runs, export_dir, res["steady"])
+    _log("optional: the same table with WannierBerri")
+    res["wannierberri"] = wannierberri_comparison()
     res["issue7_targets"] = issue7_targets(res)
     res["notes"] += [
         "MatMult bytes/call = 12 B per nonzero (8 B value + 4 B column index) + 3 x 8 B per row "
