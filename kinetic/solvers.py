@@ -271,14 +271,36 @@ class Transport:
         e = np.atleast_1d(np.asarray(direction, float))
         return self.m.cell_area * sum(ei * gi for ei, gi in zip(e, grads))
 
+    def _multi_rhs_ksp(self, A, prefix):
+        """One KSP for many right-hand sides of the operator A (the steady defaults, options)."""
+        from petsc4py import PETSc
+
+        ksp = PETSc.KSP().create(comm=self.m.comm)
+        ksp.setOptionsPrefix(prefix)
+        ksp.setOperators(A)
+        self._default_steady_solver(ksp)  # as in steady(): GMRES + four-direction sweeps
+        ksp.setTolerances(rtol=1e-12, atol=1e-14, max_it=2000)
+        ksp.setFromOptions()
+        return ksp
+
+    def _solve_rhs(self, ksp, rhs, what):
+        """Solve for one right-hand side given as cell values; KineticError if KSP fails."""
+        b = self.p.field(rhs)
+        x = b.duplicate()
+        ksp.solve(b, x)
+        b.destroy()
+        if ksp.getConvergedReason() < 0:
+            from kinetic.errors import KineticError
+
+            raise KineticError(f"{what}: KSP did not converge")
+        return x
+
     def steady_orders(self, direction, order=2, prefix="steady_"):
         """Perturbative steady states in a uniform field E ê: f = f0 + E f1 + E² f2 + …, all from
         ONE operator M0 (the E = 0 upwind matrix with collisions) and one KSP set-up:
         M0 f0 = b0 and M0 f_n = A ê·∇_k f_{n−1} (central differences, so no upwind diffusion
         in the field direction). Returns [f0, f1, …, f_order] (Vecs; f_n per unit Eⁿ, V/Å).
         Needs the fixed-μ collision, a constant τ and no field-dependent fields."""
-        from petsc4py import PETSc
-
         p, ph = self.p, self.p.phys
         if ph.number_conserving or callable(ph.tau) or p.field_dependent or (
                 p.layout == "1x1k" and ph.boundary != "periodic"):
@@ -289,26 +311,13 @@ class Transport:
         zero = (0.0,) * len(np.atleast_1d(ph.E))
         coll = self.AD / p.tau
         A = p.op.matrix(zero, coll)
-        ksp = PETSc.KSP().create(comm=self.m.comm)
-        ksp.setOptionsPrefix(prefix)
-        ksp.setOperators(A)
-        self._default_steady_solver(ksp)
-        ksp.setTolerances(rtol=1e-12, atol=1e-14, max_it=2000)
-        ksp.setFromOptions()
+        ksp = self._multi_rhs_ksp(A, prefix)
         out = []
         try:
             rhs = coll * p.f_loc + self.source(zero) + self.wb_source(zero)
             for n in range(order + 1):
-                b = p.field(rhs)
-                x = b.duplicate()
-                ksp.solve(b, x)
-                b.destroy()
-                if ksp.getConvergedReason() < 0:
-                    from kinetic.errors import KineticError
-
-                    raise KineticError(f"steady_orders: KSP did not converge at order {n}")
-                out.append(x)
-                rhs = self.field_derivative(x, direction)
+                out.append(self._solve_rhs(ksp, rhs, f"steady_orders (order {n})"))
+                rhs = self.field_derivative(out[-1], direction)
         finally:
             ksp.destroy()
             A.destroy()
@@ -318,8 +327,6 @@ class Transport:
         """Steady states for many (μ eV, k_BT eV) with ONE assembled operator and ONE KSP
         set-up — the operator depends on E, B and τ but not on μ, T, so a μ/T sweep of a
         response only changes the right-hand side. First-order upwind; returns [Vec]."""
-        from petsc4py import PETSc
-
         p, ph = self.p, self.p.phys
         if ph.number_conserving or ph.reconstruction != "upwind" or callable(ph.tau):
             from kinetic.errors import ConfigError
@@ -329,12 +336,7 @@ class Transport:
         E = ph.E if E is None else E
         coll = self.AD / p.tau
         A = p.op.matrix(E, coll)
-        ksp = PETSc.KSP().create(comm=self.m.comm)
-        ksp.setOptionsPrefix(prefix)
-        ksp.setOperators(A)
-        self._default_steady_solver(ksp)  # as in steady(): GMRES + four-direction sweeps
-        ksp.setTolerances(rtol=1e-12, atol=1e-14, max_it=2000)
-        ksp.setFromOptions()
+        ksp = self._multi_rhs_ksp(A, prefix)
         relax = p.eps_cell if "relax_to_corrected_energy" in ph.terms else p.eps_bare
         mu0, kT0 = ph.mu, ph.kT
         out = []
@@ -342,15 +344,8 @@ class Transport:
             for mu, kT in points:
                 ph.mu, ph.kT = float(mu), float(kT)
                 floc = 0.5 * (1.0 - np.tanh(0.5 * (relax - mu) / kT))
-                b = p.field(coll * floc + self.source(E) + self.wb_source(E))
-                x = b.duplicate()
-                ksp.solve(b, x)
-                b.destroy()
-                if ksp.getConvergedReason() < 0:
-                    from kinetic.errors import KineticError
-
-                    raise KineticError(f"steady_sweep: KSP did not converge at μ = {mu} eV")
-                out.append(x)
+                out.append(self._solve_rhs(ksp, coll * floc + self.source(E) + self.wb_source(E),
+                                           f"steady_sweep at μ = {mu} eV"))
         finally:
             ph.mu, ph.kT = mu0, kT0
             ksp.destroy()
