@@ -415,8 +415,9 @@ CASES = {
                                          "reservoir", "mu_left", "mu_right"),
     "run_band_out_of_range": run(edit(RING, "bands = [0]", "bands = [5]"), "physics.bands", "band 5",
                                  "0..1"),
-    "run_number_conserving_steady": run(add(RING, "physics", "number_conserving = true"),
-                                        "physics.number_conserving", "transient"),
+    "run_number_conserving_steady_muscl": run(
+        add(RING, "physics", "number_conserving = true") + '[solver]\nreconstruction = "muscl"\n',
+        "physics.number_conserving", "solver.reconstruction", "upwind", "transient"),
     # --- kinetic run: meshes -------------------------------------------------------------
     "run_mesh_k_zero": run(edit(RING, "k = [32]", "k = [0]"), "mesh.k = [0]", "≥ 4"),
     "run_mesh_x_n_negative": run(edit(RING, "n = 16", "n = -4"), "mesh.x.n = -4", "≥ 2"),

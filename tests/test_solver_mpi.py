@@ -165,14 +165,15 @@ def test_muscl_parallel_equals_serial(layout, mode, monkeypatch):
 
 
 @pytest.mark.mpi(min_size=2)
-@pytest.mark.parametrize("kind", ["1x2k", "number_conserving", "A2_shift", "1x2k_second"])
+@pytest.mark.parametrize("kind", ["1x2k", "number_conserving", "A2_shift", "1x2k_second",
+                                  "number_conserving_steady"])
 def test_more_paths_parallel_equals_serial(kind, monkeypatch):
     import test_solver_mpi as mod
 
     monkeypatch.setattr(mod, "build", lambda layout, comm: build_more(kind, comm))
 
     def run(tr, p):
-        if kind in ("1x2k", "A2_shift", "1x2k_second"):
+        if kind in ("1x2k", "A2_shift", "1x2k_second", "number_conserving_steady"):
             return tr.steady()[0]
         f = p.field(p.f_loc * 0.9)
         tr.transient(f, 2.0, ts_type="ssp", dt=0.01)
