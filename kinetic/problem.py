@@ -34,6 +34,9 @@ TWO_PI = 2 * np.pi
 #: second-order terms of the 1x2k layout (quasi-1D textures): the texture positional shift A′
 #: and the metric-gradient connection A″ in every curvature block, and the quadrupole density
 TEXTURE_TERMS_1X2K = {"A2_shift_texture", "A2_threeband", "A2_metric_gradient", "obs_quadrupole"}
+#: second-order terms built from x-derivatives of geometric fields on the mesh (resolution check)
+TEXTURE_DERIVATIVE_TERMS = {"A2_shift_texture", "A2_metric_gradient", "obs_quadrupole"}
+MIN_CELLS_PER_PERIOD = 8
 
 
 def spectral_derivative(F, h: float, axis: int) -> np.ndarray:
@@ -373,6 +376,32 @@ class Problem:
             out.append(-circ / (a1.h * a2.h))
         return np.stack(out, -1)
 
+    def _check_x_resolution(self):
+        """Refuse an x-mesh too coarse for the second-order texture terms, which take x-derivatives
+        of geometric fields on the mesh: the texture's shortest scale ℓ is read from the corner
+        energies, r = max|Δ²ε̃| / max|Δε̃| ≈ h/ℓ (a sine of period λ gives r = 2πh/λ), and at
+        least MIN_CELLS_PER_PERIOD cells per 2πℓ are required (the central-difference error of
+        a second-order term is then ≤ (2π/8)²/6 ≈ 10 % of it). ConfigError with the n needed."""
+        from mpi4py import MPI
+
+        e = self.eps_corner
+        d1 = np.diff(e, axis=1)
+        d2 = np.diff(d1, axis=1)
+        comm = self.mesh.comm.tompi4py()
+        m1 = comm.allreduce(float(np.abs(d1).max()) if d1.size else 0.0, op=MPI.MAX)
+        m2 = comm.allreduce(float(np.abs(d2).max()) if d2.size else 0.0, op=MPI.MAX)
+        if m1 <= 1e-12 * max(1.0, float(np.abs(e).max())):
+            return  # no x-variation of the energies (e.g. a helical texture)
+        r = m2 / m1
+        cells = 2 * np.pi / max(r, 1e-300)
+        if cells < MIN_CELLS_PER_PERIOD:
+            n = self.mesh.axes[0].n
+            need = int(np.ceil(n * MIN_CELLS_PER_PERIOD / cells))
+            raise ConfigError(f"mesh.x.n = {n} is too coarse for the second-order texture terms: "
+                              f"the texture varies on ℓ ≈ {self.mesh.axes[0].h / r:.3g} Å, i.e. "
+                              f"{cells:.1f} cells per period 2πℓ; at least "
+                              f"{MIN_CELLS_PER_PERIOD} are needed: use mesh.x.n ≥ {need}")
+
     def _texture_curvatures_1x2k(self):
         """1x2k: the second-order curvature blocks (Ω′ + Ω″)_{k_x x}, _{k_y x}, _{k_x k_y} at the
         owned cell centres (n2, n1l, dof), from the texture positional shift A′ (A2_shift_texture,
@@ -456,6 +485,8 @@ class Problem:
             g_corner = None
         else:
             self.eps_corner, _, _, g_corner = self._band_fields(C1, C2)
+        if self.layout in ("1x1k", "1x2k") and TEXTURE_DERIVATIVE_TERMS & ph.terms:
+            self._check_x_resolution()
         if homogeneous:
             # Field-induced second order (physics.md §4.2, §4.5 (ii), §6.4, V15), B = 0 only:
             # ε̃ = ε + ½ G^R_ij E_i E_j at cells and corners (E2_bcp, added by _band_fields), so

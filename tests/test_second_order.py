@@ -296,3 +296,19 @@ def test_v14_with_second_order_terms(layout):
                            monitor=lambda i, t, u: rec.append(total(q, density(q, u))))
     assert len(rec) > 5 and np.max(np.abs(np.array(rec) - n0)) < 1e-12 * abs(n0)
     assert float(np.sum(q.D)) == vol0 and np.all(q.D > 0)
+
+
+def test_too_coarse_x_mesh_is_refused_for_second_order_terms():
+    """The second-order texture terms take x-derivatives on the mesh: a ring of 16 cells per
+    period (≈ 7.6 cells per 2πℓ of its harmonics) is refused with the n needed; 24 is accepted."""
+    from kinetic.errors import ConfigError
+
+    terms = frozenset(FIRST_ORDER + ("A2_shift_texture",))
+    ph = Physics(mu=0.0, kT=0.01, tau=10.0, E=(0.0,), terms=terms)
+    with pytest.raises(ConfigError, match=r"mesh.x.n = 16 is too coarse.*mesh.x.n ≥ 17"):
+        Problem("1x1k", rice_mele_ring(16), (16, 32), ph, x_range=(0.0, 16.0))
+    Problem("1x1k", rice_mele_ring(24), (24, 32), ph, x_range=(0.0, 24.0))
+    # first-order terms only take no x-derivatives on the mesh: no check
+    Problem("1x1k", rice_mele_ring(16), (16, 32),
+            Physics(mu=0.0, kT=0.01, tau=10.0, E=(0.0,), terms=frozenset(FIRST_ORDER)),
+            x_range=(0.0, 16.0))
