@@ -93,15 +93,20 @@ def integrate_mesh(model, mesh: KMesh, quantities, mus, kT, T_K, check=True) -> 
     return total
 
 
-def compute_table(cfg: RunConfig, model) -> list[list]:
-    """Rows of the table (values in SI), ordered by T, τ, μ, quantity, component."""
-    check_quantities(cfg.quantities, model.dim)
+def check_mesh(cfg: RunConfig, model) -> None:
+    """ConfigError unless mesh.k has the model's dimension and a continuum model has kmax."""
     if len(cfg.k) != model.dim:
         raise ConfigError(f"mesh.k = {list(cfg.k)}: model {getattr(model, 'name', '')!r} has "
                           f"{model.dim} k-dimensions, so give {model.dim} numbers")
     if model.reciprocal is None and cfg.kmax is None:
         raise ConfigError("mesh.kmax: continuum model "
                           f"{getattr(model, 'name', '')!r} needs kmax (1/Å), the half-width of the k-box")
+
+
+def compute_table(cfg: RunConfig, model) -> list[list]:
+    """Rows of the table (values in SI), ordered by T, τ, μ, quantity, component."""
+    check_quantities(cfg.quantities, model.dim)
+    check_mesh(cfg, model)
     fine = make_kmesh(cfg.k, model.reciprocal, cfg.kmax)
     coarse = fine.coarse() or make_kmesh([max(2, n // 2) for n in cfg.k], model.reciprocal, cfg.kmax)
     mus = np.array(cfg.mus_eV)
@@ -223,12 +228,7 @@ def run_geometry(run, out) -> Path:
     out = Path(out)
     check_output(out, "--out", ".npz")
     model = build_model(cfg.model, cfg.path.parent)
-    if len(cfg.k) != model.dim:
-        raise ConfigError(f"mesh.k = {list(cfg.k)}: model {getattr(model, 'name', '')!r} has "
-                          f"{model.dim} k-dimensions, so give {model.dim} numbers")
-    if model.reciprocal is None and cfg.kmax is None:
-        raise ConfigError("mesh.kmax: continuum model "
-                          f"{getattr(model, 'name', '')!r} needs kmax (1/Å), the half-width of the k-box")
+    check_mesh(cfg, model)
     mesh = make_kmesh(cfg.k, model.reciprocal, cfg.kmax)
     k = mesh.k.reshape(-1, model.dim)
     g = mesh_geometry(model, k, set(), mesh.n)
