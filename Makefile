@@ -75,7 +75,7 @@ tables: sweep-haldane sweep-esaki-tsu
 
 ## every kinetic run under runs/ (NP ranks)
 runs: $(STAMP)
-	@for r in ring_goldstone_wilczek esaki_tsu_bloch magnetotransport metric_polarization_wall thouless_pump rice_mele_ring_density; do \
+	@for r in ring_goldstone_wilczek esaki_tsu_bloch magnetotransport metric_polarization_wall thouless_pump rice_mele_ring_density textured_chern_hall; do \
 	  $(MPIEXEC) -n $(NP) $(KINETIC) run runs/$$r.toml --out $(OUT)/$$r --quiet || exit 1; \
 	  $(KINETIC) plot $(OUT)/$$r || exit 1; done
 

@@ -264,6 +264,8 @@ def plot_run(rundir, out=None, fmt: str = "png") -> Path:
         with np.load(path, allow_pickle=False) as npz:
             z = {k: npz[k] for k in npz.files}
         units = json.loads(str(z["units"]))
+        if np.ndim(z["f"]) == 5 and "y" in z:  # the 2x2k layout (kinetic.run4)
+            return _plot_run_xy(rundir, z, units, out, fmt, Figure)
         q1 = next(k for k in z if k.startswith("q1_"))
         q2 = next(k for k in z if k.startswith("q2_"))
         if np.ndim(z["f"]) != 3:
@@ -326,4 +328,24 @@ def plot_run(rundir, out=None, fmt: str = "png") -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=130)
     atomic_write(out, buf.getvalue())
+    return out
+
+
+def _plot_run_xy(rundir, z, units, out, fmt, Figure) -> Path:
+    """2x2k run directory: the density n(x, y) with the current j(x, y) as arrows (with the
+    equilibrium magnetization currents), and the components of the transport current
+    j[E] − j[0] (of j where no E = 0 reference was solved) as maps."""
+    out, fmt = _output(out, fmt, Figure().canvas.get_supported_filetypes(), rundir / "run")
+    key = "j_transport" if "j_transport_x" in z else "j"
+    fig = Figure(figsize=(15.0, 4.4), layout="constrained")
+    axes = fig.subplots(1, 3)
+    x, y = z["x"], z["y"]
+    for ax, name in zip(axes, ("n", key + "_x", key + "_y")):
+        im = ax.pcolormesh(x, y, z[name].T, shading="nearest",
+                           cmap="viridis" if name == "n" else "RdBu_r")
+        fig.colorbar(im, ax=ax, label=f"{name} ({units[name].split(' ')[0]})")
+        ax.set(xlabel="x (Å)", ylabel="y (Å)", title=name.replace("_", " "), aspect="equal")
+    axes[0].quiver(x, y, z["j_x"].T, z["j_y"].T, color="w")
+    axes[0].set_title("n(x, y) and the current j (arrows)")
+    fig.savefig(out, format=fmt)
     return out

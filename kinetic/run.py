@@ -42,6 +42,9 @@ def build_problem(run: SolverRun, comm=None, model=None) -> Problem:
     model = model if model is not None else build_model(run.model, run.path.parent)
     dim = model.dim
     pump = None
+    if run.y_n is not None:
+        raise ConfigError("mesh.y: x-y textures (the 2x2k layout) are solved by `kinetic run` "
+                          "only (no sweeps or perturbative orders yet); drop mesh.y here")
     if run.x_n is not None:
         if run.pump is not None:
             raise ConfigError("[pump]: pumps are homogeneous (time-dependent parameters, uniform in "
@@ -337,6 +340,8 @@ def memory_estimate(cfg: SolverRun, model, ranks: int) -> dict | None:
     plus the Problem's geometry and the solver; None if the mesh does not fit the model
     (build_problem then says why)."""
     dim, k = model.dim, tuple(cfg.k)
+    if cfg.y_n is not None:
+        return _memory_estimate_2x2k(cfg, model, ranks)
     if len(k) != dim or dim not in (1, 2, 3) or (dim == 3 and cfg.x_n is not None):
         return None
     nfold = k[1] if cfg.x_n is not None and dim == 2 else (k[2] if dim == 3 else 1)
@@ -353,6 +358,25 @@ def memory_estimate(cfg: SolverRun, model, ranks: int) -> dict | None:
     per_rank = base + points * per_point
     return {"per_rank_B": int(per_rank), "total_B": int(per_rank) * ranks, "base_B": base,
             "unknowns": n1 * n2 * nfold * nbands}
+
+
+#: 2x2k (kinetic.problem4): per phase-space point and band the retained fields (ε̃, κ on six
+#: codimension-2 grids, plaquette fluxes, D, f_loc: ~35 doubles), the COO pattern and values (9
+#: entries × 24 B), the AIJ matrix, its ASM/ILU factor and the GMRES basis (~700 B); the geometry
+#: is evaluated in batches of 32768 points (bounded); the eigenvectors of the corner grid add
+#: 32 nb_model² B per point.
+BYTES_2X2K_PER_UNKNOWN = 2000
+
+
+def _memory_estimate_2x2k(cfg, model, ranks):
+    if len(cfg.k) != 2:
+        return None
+    points = -(-cfg.x_n // ranks) * cfg.y_n * cfg.k[0] * cfg.k[1]
+    nbands = len(cfg.bands) if cfg.bands else model.nb
+    base = _rss()
+    per_rank = base + points * (nbands * BYTES_2X2K_PER_UNKNOWN + 32 * model.nb**2)
+    return {"per_rank_B": int(per_rank), "total_B": int(per_rank) * ranks, "base_B": base,
+            "unknowns": cfg.x_n * cfg.y_n * cfg.k[0] * cfg.k[1] * nbands}
 
 
 def _size(b) -> str:
@@ -537,6 +561,12 @@ def run(path, out=None, say=_rank0_print, restart=None, *, force=False, quiet=Fa
         from kinetic.solvers import check_ts_type
 
         check_ts_type(cfg.ts_type)
+    if cfg.y_n is not None:
+        if restart is not None:
+            raise ConfigError("--restart: the 2x2k layout (mesh.y) writes no checkpoints")
+        from kinetic.run4 import run_2x2k
+
+        return run_2x2k(cfg, model, comm, outdir, say, quiet, t0, mem)
     p = build_problem(cfg, comm=comm, model=model)
     if cfg.exact_reference:
         _ring_cells(cfg, p)  # refuse a mesh the reference cannot be compared on, before solving

@@ -30,6 +30,8 @@ class SolverRun:
     x_n: int | None = None
     x_length: float | None = None
     x_start: float = 0.0  # Å: the x-mesh covers [start, start + length]
+    y_n: int | None = None  # mesh.y: the 2x2k layout (x-y textures of a 2D model), y periodic
+    y_length: float | None = None
     boundary: str = "periodic"
     temperature_K: float = 300.0
     tau_fs: object = 10.0  # fs: a number, a per-band list, or "module:function"(ε eV, band) -> fs
@@ -53,6 +55,26 @@ class SolverRun:
     output_dir: Path | None = None
     pump: dict | None = None  # {period_fs, cycles, steps_per_cycle, params}: kinetic.pump
     exact_reference: bool = False  # [output]: exact-diagonalization density of the ring (1x1k)
+
+
+def _y_mesh(y, x):
+    """mesh.y = { n, length } (the 2x2k layout; y periodic) -> (n, length) or (None, None)."""
+    if y is None:
+        return None, None
+    if not isinstance(y, dict):
+        raise ConfigError(f"mesh.y = {y!r}: expected {{ n = 16, length = 16.0 }} (y is periodic)")
+    _unknown(y, {"n", "length", "boundary"}, "mesh.y")
+    if x is None:
+        raise ConfigError("mesh.y: an x-y texture (2x2k layout) needs mesh.x as well")
+    n = y.get("n")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ConfigError(f"mesh.y.n = {n!r}: expected an integer ≥ 2 (y cells)")
+    if "length" not in y:
+        raise ConfigError("mesh.y: missing length (Å)")
+    if y.get("boundary", "periodic") != "periodic":
+        raise ConfigError(f"mesh.y.boundary = {y['boundary']!r}: allowed periodic (walls and "
+                          "contacts are along x)")
+    return n, _number(y["length"], "mesh.y.length", positive=True)
 
 
 def _pump_spec(value, sv):
@@ -147,7 +169,7 @@ def load_solver_run(path) -> SolverRun:
     from kinetic.presets import apply_preset
 
     mesh = apply_preset(data.get("mesh", {}), base)  # [mesh] preset = "name": meshes/name.toml
-    _unknown(mesh, {"k", "kmax", "x"}, "[mesh]")
+    _unknown(mesh, {"k", "kmax", "x", "y"}, "[mesh]")
     k = mesh.get("k")
     if isinstance(k, int) and not isinstance(k, bool):
         k = [k]
@@ -174,6 +196,8 @@ def load_solver_run(path) -> SolverRun:
         boundary = x.get("boundary", "periodic")
         if boundary not in ("periodic", "wall", "reservoir"):
             raise ConfigError(f"mesh.x.boundary = {boundary!r}: allowed periodic, wall, reservoir")
+
+    y_n, y_length = _y_mesh(mesh.get("y"), x)
 
     ph = data.get("physics", {})
     _unknown(ph, {"temperature", "tau", "mu", "mu_left", "mu_right", "electric_field",
@@ -258,7 +282,7 @@ def load_solver_run(path) -> SolverRun:
     return SolverRun(
         path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest(), model=model, texture=tex,
         builtin=builtin, builtin_args=builtin_args, k=tuple(k), kmax=kmax, x_n=x_n,
-        x_length=x_length, x_start=x_start, boundary=boundary,
+        x_length=x_length, x_start=x_start, y_n=y_n, y_length=y_length, boundary=boundary,
         temperature_K=_number(ph.get("temperature", 300.0), "physics.temperature", positive=True),
         tau_fs=_tau_spec(ph.get("tau", 10.0)),
         mu_eV=_number(ph["mu"], "physics.mu"),

@@ -1,0 +1,191 @@
+"""``kinetic run`` for the 2x2k layout (run files with mesh.x and mesh.y): x-y textures of a 2D
+band on the 4-D phase space (``kinetic.problem4``, ``kinetic.transport4``).
+
+Outputs in DIR, as for the other layouts (``kinetic.run``): ``summary.json`` (mean density,
+current and transport current over the x-y box, SI, with units; solver, iterations, wall
+time, ranks), ``fields.npz`` (x, y coordinates; n(x, y), j_x, j_y and the transport current
+as x-y fields in SI; the distribution f (N_x, N_y, N_kx, N_ky, bands)), ``fields.vtk`` (the x-y
+fields on a rectilinear grid), ``diagnostics.csv``; transient runs add ``timeseries.csv``.
+Static fields only; no checkpoints, pumps or exact references in this layout (ConfigError).
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from kinetic import units
+from kinetic.errors import ConfigError
+from kinetic.fileio import atomic_write
+
+
+def build_problem4(cfg, model, comm):
+    """SolverRun (with mesh.y) -> Problem4."""
+    from kinetic.models.texture import texture
+    from kinetic.problem import Physics
+    from kinetic.problem4 import Problem4
+    from kinetic.run import relaxation_time
+    from kinetic.semiclassics import DEFAULT_TERMS
+
+    refused = [(cfg.builtin, "texture.builtin"), (cfg.pump, "[pump]"),
+               (cfg.exact_reference, "output.exact_reference"),
+               (cfg.field_time["kind"] != "static", "physics.field_time"),
+               (cfg.checkpoint_steps or cfg.checkpoint_minutes, "solver.checkpoint")]
+    for bad, key in refused:
+        if bad:
+            raise ConfigError(f"{key}: not available in the 2x2k layout (mesh.y) so far; remove "
+                              "it or drop mesh.y")
+    if model.dim != 2:
+        raise ConfigError(f"mesh.y: x-y textures (2x2k) need a 2D model; {model.name!r} has "
+                          f"dim = {model.dim}")
+    if len(cfg.k) != 2:
+        raise ConfigError(f"mesh.k = {list(cfg.k)}: model {model.name!r} has 2 k-dimensions")
+    E = cfg.electric_field or (0.0, 0.0)
+    if len(E) != 2:
+        raise ConfigError(f"physics.electric_field = {list(E)}: give 2 components (V/m)")
+    ph = Physics(
+        mu=cfg.mu_eV, kT=units.kelvin_to_ev(cfg.temperature_K), tau=relaxation_time(cfg, model),
+        E=tuple(units.field_to_internal(e) for e in E),
+        B=units.tesla_to_internal(cfg.magnetic_field_T),
+        terms=frozenset(cfg.terms if cfg.terms is not None else DEFAULT_TERMS), bands=cfg.bands,
+        boundary=cfg.boundary, number_conserving=cfg.number_conserving,
+        reconstruction=cfg.reconstruction)
+    pm = texture(model, cfg.texture, dim_x=2) if cfg.texture else model
+    n = (cfg.x_n, cfg.y_n) + tuple(cfg.k)
+    return Problem4(pm, n, ph, x_range=(cfg.x_start, cfg.x_start + cfg.x_length),
+                    y_range=(0.0, cfg.y_length), comm=comm)
+
+
+def observables4(tr, f, f_eq=None) -> dict:
+    """Means over the x-y box in SI and the x-y fields (internal units) under "xy_fields"."""
+    nfac, nunit = units.density_si(2)
+    jfac = units.E2_HBAR * units.ANGSTROM ** -1  # e · eV/ħ per Å -> A/m
+    n = tr.density(f)
+    j = -tr.current(f)  # charge current (charge −e)
+    fields = {"n": n, "j_x": j[..., 0], "j_y": j[..., 1]}
+    out = {"mean_density": {"value": float(tr.mean(n)) * nfac, "unit": nunit},
+           "mean_current": {"value": (tr.mean(j) * jfac).tolist(), "unit": "A/m"}}
+    if f_eq is not None:
+        jt = j + tr.current(f_eq, E=(0.0, 0.0))
+        fields.update({"j_transport_x": jt[..., 0], "j_transport_y": jt[..., 1]})
+        out["mean_transport_current"] = {"value": (tr.mean(jt) * jfac).tolist(), "unit": "A/m"}
+    out["xy_fields"] = fields
+    return out
+
+
+def write_vtk_xy(path, x, y, fields: dict) -> None:
+    """Legacy-VTK rectilinear grid of x-y fields (nx, ny) at cell centres (x fastest)."""
+    lines = ["# vtk DataFile Version 3.0", "kinetic x-y fields (x, y in Angstrom)", "ASCII",
+             "DATASET RECTILINEAR_GRID", f"DIMENSIONS {len(x)} {len(y)} 1",
+             f"X_COORDINATES {len(x)} double", " ".join(f"{v:.17g}" for v in x),
+             f"Y_COORDINATES {len(y)} double", " ".join(f"{v:.17g}" for v in y),
+             "Z_COORDINATES 1 double", "0", f"POINT_DATA {len(x) * len(y)}"]
+    for name, vals in fields.items():
+        lines += [f"SCALARS {name} double 1", "LOOKUP_TABLE default",
+                  " ".join(f"{v:.17g}" for v in np.asarray(vals).T.ravel())]
+    atomic_write(path, ("\n".join(lines) + "\n").encode())
+
+
+def run_2x2k(cfg, model, comm, outdir, say, quiet, t0, mem=None) -> dict:
+    """Solve a 2x2k run file and write its outputs (rank 0); the summary on every rank."""
+    import resource
+
+    from mpi4py import MPI
+
+    import kinetic
+    from kinetic.run import _csv, _output_dir
+    from kinetic.transport4 import Transport4
+
+    mpi = comm.tompi4py()
+    p = build_problem4(cfg, model, comm)
+    tr = Transport4(p)
+    m = p.mesh
+    nx, ny, nkx, nky = (a.n for a in m.axes)
+    ndof = nx * ny * nkx * nky * m.nb
+    say(f"kinetic: 2x2k mesh {nx} x {ny} x {nkx} x ({nky} k_y x {m.nb} bands) = {ndof} unknowns "
+        f"on {comm.getSize()} rank(s); built in {time.perf_counter() - t0:.2f} s")
+    series, f_eq = [], None
+    if cfg.mode == "steady":
+        f, info = tr.steady()
+        rows = [["field", info["iterations"], info["residual"], info["converged_reason"],
+                 time.perf_counter() - t0]]
+        if any(p.phys.E):  # the E = 0 reference removes magnetization currents (§6.2)
+            f_eq, ref = tr.steady(E=(0.0, 0.0))
+            rows.append(["reference_E0", ref["iterations"], ref["residual"],
+                         ref["converged_reason"], time.perf_counter() - t0])
+        diag = _csv(["solve", "iterations", "residual", "converged_reason", "wall_s"], rows)
+    else:
+        nfac, nunit = units.density_si(2)
+        rows, said = [], [time.perf_counter()]
+        t_end = units.fs_to_internal(cfg.t_end_fs)
+
+        def monitor(i, t, u):
+            obs = {k: v for k, v in observables4(tr, u).items() if k != "xy_fields"}
+            t_fs = units.internal_to_fs(t)
+            series.append((t_fs, obs))
+            n = obs["mean_density"]["value"]
+            n0 = rows[0][3] if rows else n
+            rows.append([i, t_fs, n, (n - n0) / n0 if n0 else 0.0, time.perf_counter() - t0])
+            now = time.perf_counter()
+            if not quiet and (now - said[0] > 2.0 or t >= t_end * (1 - 1e-12)):
+                said[0] = now
+                say(f"kinetic: step {i} t = {t_fs:.4g} fs / {cfg.t_end_fs:g} fs, elapsed "
+                    f"{now - t0:.1f} s")
+
+        f = m.to_vec(p.f_loc)
+        dt = units.fs_to_internal(cfg.dt_fs) if cfg.dt_fs else None
+        f, info = tr.transient(f, t_end, ts_type=cfg.ts_type, dt=dt, monitor=monitor)
+        diag = _csv(["step", "t_fs", f"mean_density_{nunit}", "drift_rel", "wall_s"], rows)
+    obs = observables4(tr, f, f_eq)
+    xy = {k: m.gather_xy(v) for k, v in obs.pop("xy_fields").items()}
+    fgrid = m.gather(f)
+    for v in (f, f_eq):
+        if v is not None:
+            v.destroy()
+    summary = {
+        "kinetic": kinetic.__version__, "run_file": str(cfg.path), "run_sha256": cfg.sha256,
+        "layout": "2x2k", "ranks": comm.getSize(), "unknowns": ndof, "solver": info,
+        "wall_time_s": time.perf_counter() - t0,
+        "memory": {**(mem or {}), "peak_rss_B": mpi.allreduce(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, op=MPI.MAX)},
+        "observables": obs,
+    }
+    _output_dir(outdir, mpi, create=True)
+    if comm.getRank() == 0:
+        _write_outputs4(outdir, m, xy, fgrid, summary, series, diag, say)
+    return summary
+
+
+def _write_outputs4(outdir, m, xy, fgrid, summary, series, diag, say) -> None:
+    from kinetic.run import _csv, _vtk_unit
+
+    nfac, nunit = units.density_si(2)
+    jfac = units.E2_HBAR * units.ANGSTROM ** -1
+    atomic_write(outdir / "summary.json",
+                 (json.dumps(summary, indent=2, default=float) + "\n").encode())
+    ax, ay, akx, aky = m.axes
+    x, y = ax.centres(0, ax.n), ay.centres(0, ay.n)
+    fields = {"x": x, "y": y, "kx": akx.centres(0, akx.n), "ky": aky.centres(0, aky.n),
+              "f": fgrid}
+    unit_map = {"x": "A", "y": "A", "kx": "1/A", "ky": "1/A",
+                "f": "occupation (N_x, N_y, N_kx, N_ky, bands)"}
+    for key, vals in xy.items():
+        fac, unit = (nfac, nunit) if key == "n" else (jfac, "A/m")
+        fields[key] = vals * fac
+        unit_map[key] = f"{unit} (N_x, N_y)"
+    write_vtk_xy(outdir / "fields.vtk", x, y,
+                 {f"{k}_{_vtk_unit(unit_map[k].split(' ')[0])}": fields[k] for k in xy})
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, units=np.array(json.dumps(unit_map)), **fields)
+    atomic_write(outdir / "fields.npz", buf.getvalue())
+    if series:
+        keys = list(series[0][1])
+        atomic_write(outdir / "timeseries.csv", _csv(
+            ["t_fs"] + [f"{k}_{series[0][1][k]['unit']}" for k in keys],
+            [[f"{t:.10g}"] + [o[k]["value"] for k in keys] for t, o in series]))
+    atomic_write(outdir / "diagnostics.csv", diag)
+    say(f"kinetic: wrote {outdir}/summary.json, fields.npz, fields.vtk"
+        + (", timeseries.csv" if series else "") + ", diagnostics.csv")
