@@ -277,7 +277,8 @@ def plot_run(rundir, out=None, fmt: str = "png") -> Path:
                           "q2_* and units (rerun kinetic run)") from None
     out, fmt = _output(out, fmt, Figure().canvas.get_supported_filetypes(), rundir / "run")
     series_path = rundir / "timeseries.csv"
-    panels = 1 + ("n" in z) + series_path.is_file()
+    split = [k for k in ("P_shift", "P_metric") if k in z]
+    panels = 1 + ("n" in z) + series_path.is_file() + bool(split)
     fig = Figure(figsize=(5.0 * panels, 4.2), layout="constrained")
     axes = fig.subplots(1, panels, squeeze=False)[0]
     name = lambda key: key.split("_", 1)[1]  # noqa: E731
@@ -303,6 +304,18 @@ def plot_run(rundir, out=None, fmt: str = "png") -> Path:
             ax2 = ax.twinx()
             ax2.plot(x, z["j"], color="C1")
             ax2.set_ylabel(f"j ({units['j']})", color="C1")
+    if split:  # the polarization split of physics.md §6.1 (kinetic.polarization)
+        ax = axes[i]
+        i += 1
+        for k, c in zip(split, ("C2", "C4")):
+            ax.plot(z[q1], z[k], color=c, label=k.replace("_", " "))
+        ax.set(xlabel=f"x ({units[q1]})", ylabel=f"P ({units[split[0]]})",
+               title="polarization split and bound density")
+        ax.legend(fontsize="small", loc="upper left")
+        if "n_bound" in z:
+            ax2 = ax.twinx()
+            ax2.plot(z[q1], z["n_bound"], "--", color="k")
+            ax2.set_ylabel(f"n_bound, dashed ({units['n_bound']})")
     if series_path.is_file():
         try:
             rows = list(_csv.reader(series_path.read_text().splitlines()))

@@ -164,8 +164,9 @@ def field_of_time(run: SolverRun, E):
     return lambda t: E
 
 
-def observables(p: Problem, tr: Transport, f, f_eq=None, tr_eq=None) -> dict:
-    """Totals (and x-fields for textures) in SI: {name: {"value", "unit"}} plus raw x-fields.
+def observables(p: Problem, tr: Transport, f, f_eq=None, tr_eq=None, polarization=True) -> dict:
+    """Totals (and x-fields for textures) in SI: {name: {"value", "unit"}} plus raw x-fields
+    (1x1k with ``polarization``: also the polarization split of ``kinetic.polarization``).
 
     With ``f_eq`` (the E = 0 steady state, of ``tr_eq`` — default ``tr``) the transport
     current j[E] − j[E = 0] is reported too, removing equilibrium magnetization currents
@@ -199,6 +200,11 @@ def observables(p: Problem, tr: Transport, f, f_eq=None, tr_eq=None) -> dict:
             else:
                 xf[key], xf[key + "_y"] = p.mesh.gather_x(jx[:, 0]), p.mesh.gather_x(jx[:, 1])
             out["mean_" + name] = {"value": value(total(p, jx) / L * jfac), "unit": junit}
+        if polarization and p.layout == "1x1k":
+            from kinetic.polarization import polarization_fields
+
+            for key, vals in polarization_fields(p, f).items():
+                xf[key] = p.mesh.gather_x(vals)
         out["x_fields"] = xf
         out["particles_per_cell_length"] = {"value": float(total(p, n_loc)), "unit": "1 (number)"}
         out["mean_density"] = {"value": float(total(p, n_loc)) / L * nfac, "unit": nunit}
@@ -274,7 +280,7 @@ def pump_observables(pf, t, f, previous=None) -> dict:
 
 def _vtk_unit(unit: str) -> str:
     """A unit as a VTK-safe name suffix: 1/m -> per_m, 1/m^2 -> per_m2, A/m -> A_per_m."""
-    return unit.replace("1/", "per_").replace("/", "_per_").replace("^", "")
+    return unit.replace("1/", "per_").replace("/", "_per_").replace("^", "").replace("*", "_")
 
 
 def write_vtk(path: Path, x_A: np.ndarray, fields: dict) -> None:
@@ -453,7 +459,8 @@ def _transient(cfg, p, tr, outdir, restart, say, quiet, t0):
             prev = (units.fs_to_internal(series[-1][0]), series[-1][1]) if series else None
             obs = pump_observables(pf, t, u, prev)
         else:
-            obs = {k: v for k, v in observables(p, tr, u).items() if k != "x_fields"}
+            obs = {k: v for k, v in observables(p, tr, u, polarization=False).items()
+                   if k != "x_fields"}
         t_fs, dt = units.internal_to_fs(t), t - clock["t"]
         series.append((t_fs, obs))
         n = obs[_particles_key(obs)]["value"]
@@ -628,8 +635,11 @@ def _write_outputs(outdir, p, obs, fgrid, summary, series, diag, say) -> None:
                 f"q2_{a2.name}": "A" if a2.name == "x" else "1/A"}
     if "x_fields" in obs:
         d = 1 if p.layout == "1x1k" else 2
-        facs = {"n": units.density_si(d), "n_exact": units.density_si(d),
-                "u": (units.E_CHARGE * units.ANGSTROM ** (-d), {1: "J/m", 2: "J/m^2"}[d])}
+        nd = units.density_si(d)
+        facs = {"n": nd, "n_exact": nd, "n_berry": nd, "n_bound": nd,
+                "u": (units.E_CHARGE * units.ANGSTROM ** (-d), {1: "J/m", 2: "J/m^2"}[d]),
+                "P_shift": (-units.E_CHARGE, "C"), "P_metric": (-units.E_CHARGE, "C"),
+                "Q": (-units.E_CHARGE * units.ANGSTROM, "C*m")}
         jf = (units.E2_HBAR * units.ANGSTROM ** (1 - d), {1: "A", 2: "A/m"}[d])
         for key, vals in obs["x_fields"].items():
             fac, unit = facs.get(key, jf)

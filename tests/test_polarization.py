@@ -1,0 +1,69 @@
+"""The polarization split of the 1x1k density (physics.md §6.1) against the solver's density.
+
+Checks: the split adds up to the solver's second-order density (D_c = 1 + Ω_kx + Ω′ + Ω″ and the
+quadrupole term, themselves checked against exact diagonalization in test_second_order), and
+the §6.1 statement that P⁽ᵍ⁾ and the quadrupole cancel in insulators but not in metals.
+"""
+import numpy as np
+import pytest
+
+from kinetic.models.texture import rice_mele_ring
+from kinetic.observables import density
+from kinetic.polarization import polarization_fields
+from kinetic.problem import Physics, Problem
+from kinetic.semiclassics import FIRST_ORDER
+from kinetic.solvers import Transport
+
+SECOND = FIRST_ORDER + ("A2_shift_texture", "A2_threeband", "A2_metric_gradient",
+                        "obs_quadrupole")
+
+
+@pytest.fixture
+def petsc():
+    from petsc4py import PETSc
+
+    return PETSc
+
+
+def ring(L, terms, mu=0.0, kT=0.005, nk=128):
+    ph = Physics(mu=mu, kT=kT, tau=10.0, E=(0.0,), terms=frozenset(terms), bands=(0,))
+    p = Problem("1x1k", rice_mele_ring(L), (L, nk), ph, x_range=(-0.5, L - 0.5))
+    f, _ = Transport(p).steady()
+    return density(p, f), polarization_fields(p, f)
+
+
+METRIC = FIRST_ORDER + ("A2_metric_gradient", "obs_quadrupole")
+
+
+@pytest.mark.usefixtures("petsc")
+def test_bound_density_is_the_second_order_density_of_an_insulator():
+    """The split adds up: −∂_x(P′ + P⁽ᵍ⁾) + ½∂²Q equals the solver's second-order density
+    (D_c and the quadrupole term) to round-off in the insulator; the Berry part is the
+    first-order density minus the band's uniform 1/a."""
+    for L in (48, 96):
+        n1, _ = ring(L, FIRST_ORDER)
+        n2, P = ring(L, SECOND)
+        assert set(P) == {"n_berry", "P_shift", "P_metric", "Q", "n_bound"}
+        assert np.abs(n2 - n1 - P["n_bound"]).max() < 1e-12 * np.abs(n2 - n1).max() * L
+        assert np.abs(P["n_berry"] - (n1 - 1.0)).max() < 2e-3 * np.abs(P["n_berry"]).max()
+
+
+@pytest.mark.usefixtures("petsc")
+def test_metric_polarization_cancels_the_quadrupole_only_in_insulators():
+    """physics.md §6.1: −∂_x P⁽ᵍ⁾ + ½∂²_x Q = ½∂_x ∫_BZ ∂_k g_kx = 0 for a filled band (to
+    round-off here), while each part is O(L⁻²); in a metal they do not cancel."""
+    n1, _ = ring(48, FIRST_ORDER)
+    n, P = ring(48, METRIC)
+    dP = np.abs(np.diff(P["P_metric"])).max()
+    assert dP > 1e-4 and np.abs(P["n_bound"]).max() < 1e-12
+    assert np.abs(n - n1).max() < 1e-12
+    _, P = ring(48, METRIC, mu=-0.35, kT=0.05, nk=256)
+    assert np.abs(P["n_bound"]).max() > 0.3 * np.abs(np.diff(P["P_metric"])).max()
+
+
+@pytest.mark.usefixtures("petsc")
+def test_only_switched_on_parts_are_reported():
+    _, P = ring(24, FIRST_ORDER, nk=32)
+    assert set(P) == {"n_berry"}
+    _, P = ring(24, FIRST_ORDER + ("A2_shift_texture",), nk=32)
+    assert set(P) == {"n_berry", "P_shift", "n_bound"}
