@@ -1,5 +1,6 @@
 """The distributed 4-D phase-space mesh of the 2x2k layout: (x, y, k_x, k_y), k_y folded into
-the dof.
+the dof (also the 3-D k-mesh of the general 0x3k layout: (k_x, k_y, k_z) and a folded axis of
+one point).
 
 A PETSc DMDA of cells over (x, y, k_x) with dof = n_ky × bands (design.md: 4-D folds the
 last k axis into the dof). The DMDA only distributes and numbers the unknowns; the operator is
@@ -33,9 +34,9 @@ class PhaseMesh4:
         comm = comm or PETSc.COMM_WORLD
         size = comm.getSize()
         if ax.n < size:
-            raise ConfigError(f"mesh.x.n = {ax.n}: the 2x2k mesh is split along x and needs at "
-                              f"least one x cell per rank ({size} ranks)")
-        for a in (ay, akx, aky):
+            raise ConfigError(f"mesh: {ax.name} has {ax.n} cells; the mesh is split along "
+                              f"{ax.name} and needs at least one cell per rank ({size} ranks)")
+        for a in (ay, akx):
             if a.n < 2:
                 raise ConfigError(f"mesh: {a.name} needs at least 2 cells; got {a.n}")
         bt = PETSc.DM.BoundaryType

@@ -4,7 +4,7 @@ Fields (physics.md §3.2, first order): per band the corrected energy ε̃ = ε 
 the symplectic form ω of all curvature blocks (Ω_kk, Ω_kx, Ω_xx, and B ∥ z), D = Pf ω/Pf ω⁽⁰⁾
 at cell centres, and the face fluxes of ``kinetic.pfaffian`` from Ψ_ab = κ_ab ε̃ on the
 codimension-2 grids — exactly divergence-free (Liouville to round-off). The upwind matrix
-is assembled by COO (``setPreallocationCOO`` once, ``setValuesCOO`` per field); a uniform
+is assembled by COO (``kinetic.coo``); a uniform
 transport field E = (E_x, E_y) enters the fluxes only (V = E·x is not in f_loc).
 
 Well-balanced (default, as in ``kinetic.operator``): the operator acts on f − f_ref with the
@@ -20,6 +20,7 @@ import dataclasses
 
 import numpy as np
 
+from kinetic.coo import upwind_matrix
 from kinetic.errors import ConfigError
 from kinetic.geometry import band_geometry
 from kinetic.mesh4 import PhaseMesh4, axes_2x2k
@@ -72,7 +73,6 @@ class Problem4:
         axes = axes_2x2k(model, n, x_range, y_range, ph.boundary)
         self.mesh = PhaseMesh4(axes, len(self.bands), comm=comm)
         self.volume = float(np.prod(self.mesh.h))
-        self._coo = None
         self._collective(self._evaluate_fields)
 
     def with_field(self, E) -> "Problem4":
@@ -243,58 +243,9 @@ class Problem4:
         return self._walls([F + G_ for F, G_ in zip(band, field)])
 
     # ------------------------------------------------------------------ matrix
-    def _coo_indices(self):
-        """(rows, cols) of the COO pattern: per owned cell and dof the diagonal and the eight
-        neighbours (−a, +a for a = x, y, k_x, k_y); a wall's missing neighbour is the cell
-        itself (its entry is zero)."""
-        m = self.mesh
-        nxl, ny, nkx, nky = m.shape
-        nb = len(self.bands)
-        i, j, l, q, b = np.ix_(np.arange(m.s, m.e), np.arange(ny), np.arange(nkx),
-                               np.arange(nky), np.arange(nb))
-        rows = m.petsc_index(i, j, l, q, b)
-        full = np.broadcast_shapes(rows.shape)
-        cols = [rows]
-        for a in range(4):
-            for d in (-1, 1):
-                idx = [i, j, l, q]
-                idx[a] = idx[a] + d
-                c = m.petsc_index(*idx, b)
-                if a == 0 and not m.axes[0].periodic:
-                    out = (idx[0] < 0) | (idx[0] >= m.axes[0].n)
-                    c = np.where(out, rows, c)
-                cols.append(np.broadcast_to(c, full))
-        cols = np.stack(cols, -1)
-        rows = np.broadcast_to(rows[..., None], cols.shape)
-        return rows.ravel(), cols.ravel()
-
     def matrix(self, E, collision_diag, mat=None):
-        """Upwind flux matrix + diag(collision_diag) (collision_diag: (nxl, ny, nkx, nky, nb));
-        rows sum the outflows, an off-diagonal entry is minus the inflow from that neighbour.
-        ``mat``: a matrix made here before, re-filled in place (same pattern)."""
-        from petsc4py import PETSc
-
-        F = self.face_fluxes(E)
-        shape = self.mesh.shape + (len(self.bands),)
-        vals = [np.broadcast_to(collision_diag, shape).copy()]
-        for a in range(4):
-            lo = np.take(F[a], range(shape[a]), axis=a)  # face −a of each cell
-            hi = np.take(F[a], range(1, shape[a] + 1), axis=a)  # face +a
-            vals[0] += np.maximum(hi, 0.0) - np.minimum(lo, 0.0)
-            vals += [-np.maximum(lo, 0.0), np.minimum(hi, 0.0)]
-        vals = np.stack([np.broadcast_to(v, shape) for v in vals], -1).ravel()
-        if mat is None:
-            rows, cols = self._coo_indices()
-            n = int(np.prod(shape))
-            mat = PETSc.Mat().create(comm=self.mesh.comm)
-            mat.setSizes(((n, None), (n, None)))
-            mat.setType(PETSc.Mat.Type.AIJ)
-            mat.setOptionsPrefix("kinetic_")
-            mat.setFromOptions()
-            mat.setPreallocationCOO(rows, cols)
-        mat.setValuesCOO(vals, addv=PETSc.InsertMode.INSERT_VALUES)
-        mat.assemble()
-        return mat
+        """Upwind flux matrix + diag(collision_diag) (``kinetic.coo``)."""
+        return upwind_matrix(self.mesh, self.face_fluxes(E), collision_diag, mat)
 
     def measure(self) -> float:
         """k-space cell volume / (2π)²."""

@@ -45,6 +45,12 @@ def build_problem(run: SolverRun, comm=None, model=None) -> Problem:
     if run.y_n is not None:
         raise ConfigError("mesh.y: x-y textures (the 2x2k layout) are solved by `kinetic run` "
                           "only (no sweeps or perturbative orders yet); drop mesh.y here")
+    if needs_full_3d(run, model):
+        raise ConfigError("physics: E_z ≠ 0 or B not along z (the full 3-D k-mesh) is solved by "
+                          "`kinetic run` only (no sweeps or perturbative orders yet)")
+    if any(run.magnetic_field_xy_T) and dim != 3:
+        raise ConfigError(f"physics.magnetic_field = {[*run.magnetic_field_xy_T, run.magnetic_field_T]}"
+                          f": a 3-vector B needs a homogeneous 3D model; {model.name!r} has dim {dim}")
     if run.x_n is not None:
         if run.pump is not None:
             raise ConfigError("[pump]: pumps are homogeneous (time-dependent parameters, uniform in "
@@ -110,6 +116,14 @@ def build_problem(run: SolverRun, comm=None, model=None) -> Problem:
     problem = Problem(layout, pm, n, ph, x_range=x_range, k_range=k_range, comm=comm)
     problem.pump = pump
     return problem
+
+
+def needs_full_3d(run: SolverRun, model) -> bool:
+    """A homogeneous 3D run with E_z ≠ 0 or B off the z axis: the full k-mesh layout
+    (``kinetic.problem3k``) instead of the folded 0x3k."""
+    E = tuple(run.electric_field) + (0.0,) * 3
+    return (model.dim == 3 and run.x_n is None and run.pump is None
+            and (E[2] != 0 or any(run.magnetic_field_xy_T)))
 
 
 def equilibrium_reference(p: Problem, tr: Transport) -> Transport:
@@ -346,8 +360,8 @@ def memory_estimate(cfg: SolverRun, model, ranks: int) -> dict | None:
     plus the Problem's geometry and the solver; None if the mesh does not fit the model
     (build_problem then says why)."""
     dim, k = model.dim, tuple(cfg.k)
-    if cfg.y_n is not None:
-        return _memory_estimate_2x2k(cfg, model, ranks)
+    if cfg.y_n is not None or needs_full_3d(cfg, model):
+        return _memory_estimate_assembled(cfg, model, ranks)
     if len(k) != dim or dim not in (1, 2, 3) or (dim == 3 and cfg.x_n is not None):
         return None
     nfold = k[1] if cfg.x_n is not None and dim == 2 else (k[2] if dim == 3 else 1)
@@ -374,15 +388,23 @@ def memory_estimate(cfg: SolverRun, model, ranks: int) -> dict | None:
 BYTES_2X2K_PER_UNKNOWN = 2000
 
 
-def _memory_estimate_2x2k(cfg, model, ranks):
-    if len(cfg.k) != 2:
+def _memory_estimate_assembled(cfg, model, ranks):
+    """2x2k (mesh.y) and the full 3-D k-mesh: split along the first axis."""
+    k = tuple(cfg.k)
+    if cfg.y_n is not None:
+        if len(k) != 2:
+            return None
+        n = (cfg.x_n, cfg.y_n) + k
+    elif len(k) != 3:
         return None
-    points = -(-cfg.x_n // ranks) * cfg.y_n * cfg.k[0] * cfg.k[1]
+    else:
+        n = k
+    points = -(-n[0] // ranks) * int(np.prod(n[1:]))
     nbands = len(cfg.bands) if cfg.bands else model.nb
     base = _rss()
     per_rank = base + points * (nbands * BYTES_2X2K_PER_UNKNOWN + 32 * model.nb**2)
     return {"per_rank_B": int(per_rank), "total_B": int(per_rank) * ranks, "base_B": base,
-            "unknowns": cfg.x_n * cfg.y_n * cfg.k[0] * cfg.k[1] * nbands}
+            "unknowns": int(np.prod(n)) * nbands}
 
 
 def _size(b) -> str:
@@ -568,12 +590,12 @@ def run(path, out=None, say=_rank0_print, restart=None, *, force=False, quiet=Fa
         from kinetic.solvers import check_ts_type
 
         check_ts_type(cfg.ts_type)
-    if cfg.y_n is not None:
+    if cfg.y_n is not None or needs_full_3d(cfg, model):
         if restart is not None:
-            raise ConfigError("--restart: the 2x2k layout (mesh.y) writes no checkpoints")
-        from kinetic.run4 import run_2x2k
+            raise ConfigError("--restart: the 2x2k and full 3-D k-mesh layouts write no checkpoints")
+        from kinetic.run4 import run_assembled
 
-        return run_2x2k(cfg, model, comm, outdir, say, quiet, t0, mem)
+        return run_assembled(cfg, model, comm, outdir, say, quiet, t0, mem)
     p = build_problem(cfg, comm=comm, model=model)
     if cfg.exact_reference:
         _ring_cells(cfg, p)  # refuse a mesh the reference cannot be compared on, before solving

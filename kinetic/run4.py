@@ -1,12 +1,15 @@
-"""``kinetic run`` for the 2x2k layout (run files with mesh.x and mesh.y): x-y textures of a 2D
-band on the 4-D phase space (``kinetic.problem4``, ``kinetic.transport4``).
+"""``kinetic run`` for the layouts assembled by COO (``kinetic.coo``, ``kinetic.transport4``):
+2x2k (run files with mesh.x and mesh.y: x-y textures of a 2D band on the 4-D phase space,
+``kinetic.problem4``) and the full 3-D k-mesh of a homogeneous 3D band with E_z ≠ 0 or B off
+the z axis (``kinetic.problem3k``).
 
-Outputs in DIR, as for the other layouts (``kinetic.run``): ``summary.json`` (mean density,
-current and transport current over the x-y box, SI, with units; solver, iterations, wall
-time, ranks), ``fields.npz`` (x, y coordinates; n(x, y), j_x, j_y and the transport current
-as x-y fields in SI; the distribution f (N_x, N_y, N_kx, N_ky, bands)), ``fields.vtk`` (the x-y
+Outputs in DIR, as for the other layouts (``kinetic.run``): ``summary.json`` (2x2k: mean
+density, current and transport current over the x-y box; 0x3k: density, current and transport
+current; SI with units; solver, iterations, wall time, ranks), ``fields.npz`` (2x2k: x, y and
+n(x, y), j_x, j_y and the transport current as x-y fields in SI, f (N_x, N_y, N_kx, N_ky,
+bands); 0x3k: f (N_kx, N_ky, N_kz, bands) and the k coordinates), ``fields.vtk`` (2x2k: the x-y
 fields on a rectilinear grid), ``diagnostics.csv``; transient runs add ``timeseries.csv``.
-Static fields only; no checkpoints, pumps or exact references in this layout (ConfigError).
+Static fields only; no checkpoints, pumps or exact references here (ConfigError).
 """
 from __future__ import annotations
 
@@ -20,22 +23,55 @@ from kinetic.errors import ConfigError
 from kinetic.fileio import atomic_write
 
 
-def build_problem4(cfg, model, comm):
-    """SolverRun (with mesh.y) -> Problem4."""
-    from kinetic.models.texture import texture
-    from kinetic.problem import Physics
-    from kinetic.problem4 import Problem4
-    from kinetic.run import relaxation_time
-    from kinetic.semiclassics import DEFAULT_TERMS
-
+def _refuse_unsupported(cfg, what):
     refused = [(cfg.builtin, "texture.builtin"), (cfg.pump, "[pump]"),
                (cfg.exact_reference, "output.exact_reference"),
                (cfg.field_time["kind"] != "static", "physics.field_time"),
                (cfg.checkpoint_steps or cfg.checkpoint_minutes, "solver.checkpoint")]
     for bad, key in refused:
         if bad:
-            raise ConfigError(f"{key}: not available in the 2x2k layout (mesh.y) so far; remove "
-                              "it or drop mesh.y")
+            raise ConfigError(f"{key}: not available in {what} so far; remove it")
+
+
+def _physics(cfg, model, E, B):
+    from kinetic.problem import Physics
+    from kinetic.run import relaxation_time
+    from kinetic.semiclassics import DEFAULT_TERMS
+
+    return Physics(
+        mu=cfg.mu_eV, kT=units.kelvin_to_ev(cfg.temperature_K), tau=relaxation_time(cfg, model),
+        E=tuple(units.field_to_internal(e) for e in E), B=B,
+        terms=frozenset(cfg.terms if cfg.terms is not None else DEFAULT_TERMS), bands=cfg.bands,
+        boundary=cfg.boundary, number_conserving=cfg.number_conserving,
+        reconstruction=cfg.reconstruction)
+
+
+def build_problem3k(cfg, model, comm):
+    """SolverRun of a homogeneous 3D model with E_z ≠ 0 or B off z -> Problem3K."""
+    from kinetic.problem3k import Problem3K
+
+    _refuse_unsupported(cfg, "the full 3-D k-mesh layout (E_z ≠ 0 or B not along z)")
+    if len(cfg.k) != 3:
+        raise ConfigError(f"mesh.k = {list(cfg.k)}: model {model.name!r} has 3 k-dimensions")
+    E = tuple(cfg.electric_field) + (0.0,) * (3 - len(cfg.electric_field))
+    if len(E) != 3:
+        raise ConfigError(f"physics.electric_field = {list(cfg.electric_field)}: give 3 "
+                          "components (V/m)")
+    B = tuple(units.tesla_to_internal(b) for b in (*cfg.magnetic_field_xy_T, cfg.magnetic_field_T))
+    k_range = None
+    if getattr(model, "reciprocal", None) is None:
+        if cfg.kmax is None:
+            raise ConfigError(f"mesh.kmax: continuum model {model.name!r} needs kmax (1/Å)")
+        k_range = ((-cfg.kmax, cfg.kmax),) * 3
+    return Problem3K(model, tuple(cfg.k), _physics(cfg, model, E, B), k_range=k_range, comm=comm)
+
+
+def build_problem4(cfg, model, comm):
+    """SolverRun (with mesh.y) -> Problem4."""
+    from kinetic.models.texture import texture
+    from kinetic.problem4 import Problem4
+
+    _refuse_unsupported(cfg, "the 2x2k layout (mesh.y)")
     if model.dim != 2:
         raise ConfigError(f"mesh.y: x-y textures (2x2k) need a 2D model; {model.name!r} has "
                           f"dim = {model.dim}")
@@ -44,17 +80,29 @@ def build_problem4(cfg, model, comm):
     E = cfg.electric_field or (0.0, 0.0)
     if len(E) != 2:
         raise ConfigError(f"physics.electric_field = {list(E)}: give 2 components (V/m)")
-    ph = Physics(
-        mu=cfg.mu_eV, kT=units.kelvin_to_ev(cfg.temperature_K), tau=relaxation_time(cfg, model),
-        E=tuple(units.field_to_internal(e) for e in E),
-        B=units.tesla_to_internal(cfg.magnetic_field_T),
-        terms=frozenset(cfg.terms if cfg.terms is not None else DEFAULT_TERMS), bands=cfg.bands,
-        boundary=cfg.boundary, number_conserving=cfg.number_conserving,
-        reconstruction=cfg.reconstruction)
+    ph = _physics(cfg, model, E, units.tesla_to_internal(cfg.magnetic_field_T))
     pm = texture(model, cfg.texture, dim_x=2) if cfg.texture else model
     n = (cfg.x_n, cfg.y_n) + tuple(cfg.k)
     return Problem4(pm, n, ph, x_range=(cfg.x_start, cfg.x_start + cfg.x_length),
                     y_range=(0.0, cfg.y_length), comm=comm)
+
+
+def observables3k(tr, f, f_eq=None) -> dict:
+    """Density, energy density, current and transport current of the full 3-D k-mesh in SI."""
+    p = tr.p
+    nfac, nunit = units.density_si(3)
+    jfac = units.E2_HBAR * units.ANGSTROM ** -2  # e · eV/ħ per Å² -> A/m²
+    fa = p.mesh.from_vec(f)
+    n = p.mesh.allsum(float((p.D * fa).sum()) * p.measure())
+    u = p.mesh.allsum(float((p.D * p.eps_cell * fa).sum()) * p.measure())
+    j = -p.mesh.allsum(p.number_current(fa))
+    out = {"density": {"value": n * nfac, "unit": nunit},
+           "energy_density": {"value": u * units.E_CHARGE * units.ANGSTROM ** -3, "unit": "J/m^3"},
+           "current": {"value": (j * jfac).tolist(), "unit": "A/m^2"}}
+    if f_eq is not None:
+        jt = j + p.mesh.allsum(p.number_current(p.mesh.from_vec(f_eq), E=(0.0, 0.0, 0.0)))
+        out["transport_current"] = {"value": (jt * jfac).tolist(), "unit": "A/m^2"}
+    return out
 
 
 def observables4(tr, f, f_eq=None) -> dict:
@@ -87,8 +135,9 @@ def write_vtk_xy(path, x, y, fields: dict) -> None:
     atomic_write(path, ("\n".join(lines) + "\n").encode())
 
 
-def run_2x2k(cfg, model, comm, outdir, say, quiet, t0, mem=None) -> dict:
-    """Solve a 2x2k run file and write its outputs (rank 0); the summary on every rank."""
+def run_assembled(cfg, model, comm, outdir, say, quiet, t0, mem=None) -> dict:
+    """Solve a 2x2k or full-3-D-k-mesh run file and write its outputs (rank 0); the summary on
+    every rank."""
     import resource
 
     from mpi4py import MPI
@@ -98,35 +147,41 @@ def run_2x2k(cfg, model, comm, outdir, say, quiet, t0, mem=None) -> dict:
     from kinetic.transport4 import Transport4
 
     mpi = comm.tompi4py()
-    p = build_problem4(cfg, model, comm)
+    xy = cfg.y_n is not None
+    p = build_problem4(cfg, model, comm) if xy else build_problem3k(cfg, model, comm)
+    obs_of = observables4 if xy else observables3k
     tr = Transport4(p)
     m = p.mesh
-    nx, ny, nkx, nky = (a.n for a in m.axes)
-    ndof = nx * ny * nkx * nky * m.nb
-    say(f"kinetic: 2x2k mesh {nx} x {ny} x {nkx} x ({nky} k_y x {m.nb} bands) = {ndof} unknowns "
-        f"on {comm.getSize()} rank(s); built in {time.perf_counter() - t0:.2f} s")
+    n = [a.n for a in m.axes]
+    ndof = int(np.prod(n)) * m.nb
+    shape = (f"{n[0]} x {n[1]} x {n[2]} x ({n[3]} k_y x {m.nb} bands)" if xy
+             else f"{n[0]} x {n[1]} x {n[2]} x {m.nb} bands")
+    layout = "2x2k" if xy else "0x3k (full 3-D k-mesh)"
+    say(f"kinetic: {layout} mesh {shape} = {ndof} unknowns on {comm.getSize()} rank(s); built in "
+        f"{time.perf_counter() - t0:.2f} s")
+    zero = (0.0,) * len(p.phys.E)
     series, f_eq = [], None
     if cfg.mode == "steady":
         f, info = tr.steady()
         rows = [["field", info["iterations"], info["residual"], info["converged_reason"],
                  time.perf_counter() - t0]]
         if any(p.phys.E):  # the E = 0 reference removes magnetization currents (§6.2)
-            f_eq, ref = tr.steady(E=(0.0, 0.0))
+            f_eq, ref = tr.steady(E=zero)
             rows.append(["reference_E0", ref["iterations"], ref["residual"],
                          ref["converged_reason"], time.perf_counter() - t0])
         diag = _csv(["solve", "iterations", "residual", "converged_reason", "wall_s"], rows)
     else:
-        nfac, nunit = units.density_si(2)
+        nkey = "mean_density" if xy else "density"
         rows, said = [], [time.perf_counter()]
         t_end = units.fs_to_internal(cfg.t_end_fs)
 
         def monitor(i, t, u):
-            obs = {k: v for k, v in observables4(tr, u).items() if k != "xy_fields"}
+            obs = {k: v for k, v in obs_of(tr, u).items() if k != "xy_fields"}
             t_fs = units.internal_to_fs(t)
             series.append((t_fs, obs))
-            n = obs["mean_density"]["value"]
-            n0 = rows[0][3] if rows else n
-            rows.append([i, t_fs, n, (n - n0) / n0 if n0 else 0.0, time.perf_counter() - t0])
+            dens = obs[nkey]["value"]
+            n0 = rows[0][2] if rows else dens
+            rows.append([i, t_fs, dens, (dens - n0) / n0 if n0 else 0.0, time.perf_counter() - t0])
             now = time.perf_counter()
             if not quiet and (now - said[0] > 2.0 or t >= t_end * (1 - 1e-12)):
                 said[0] = now
@@ -136,24 +191,28 @@ def run_2x2k(cfg, model, comm, outdir, say, quiet, t0, mem=None) -> dict:
         f = m.to_vec(p.f_loc)
         dt = units.fs_to_internal(cfg.dt_fs) if cfg.dt_fs else None
         f, info = tr.transient(f, t_end, ts_type=cfg.ts_type, dt=dt, monitor=monitor)
-        diag = _csv(["step", "t_fs", f"mean_density_{nunit}", "drift_rel", "wall_s"], rows)
-    obs = observables4(tr, f, f_eq)
-    xy = {k: m.gather_xy(v) for k, v in obs.pop("xy_fields").items()}
+        unit = series[0][1][nkey]["unit"]
+        diag = _csv(["step", "t_fs", f"{nkey}_{unit}", "drift_rel", "wall_s"], rows)
+    obs = obs_of(tr, f, f_eq)
+    xyf = {k: m.gather_xy(v) for k, v in obs.pop("xy_fields", {}).items()}
     fgrid = m.gather(f)
     for v in (f, f_eq):
         if v is not None:
             v.destroy()
     summary = {
         "kinetic": kinetic.__version__, "run_file": str(cfg.path), "run_sha256": cfg.sha256,
-        "layout": "2x2k", "ranks": comm.getSize(), "unknowns": ndof, "solver": info,
+        "layout": "2x2k" if xy else "0x3k", "kz_folded": None if xy else False,
+        "ranks": comm.getSize(), "unknowns": ndof, "solver": info,
         "wall_time_s": time.perf_counter() - t0,
         "memory": {**(mem or {}), "peak_rss_B": mpi.allreduce(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, op=MPI.MAX)},
         "observables": obs,
     }
+    if xy:
+        del summary["kz_folded"]
     _output_dir(outdir, mpi, create=True)
     if comm.getRank() == 0:
-        _write_outputs4(outdir, m, xy, fgrid, summary, series, diag, say)
+        _write_outputs4(outdir, m, xyf, fgrid, summary, series, diag, say)
     return summary
 
 
@@ -164,18 +223,23 @@ def _write_outputs4(outdir, m, xy, fgrid, summary, series, diag, say) -> None:
     jfac = units.E2_HBAR * units.ANGSTROM ** -1
     atomic_write(outdir / "summary.json",
                  (json.dumps(summary, indent=2, default=float) + "\n").encode())
-    ax, ay, akx, aky = m.axes
-    x, y = ax.centres(0, ax.n), ay.centres(0, ay.n)
-    fields = {"x": x, "y": y, "kx": akx.centres(0, akx.n), "ky": aky.centres(0, aky.n),
-              "f": fgrid}
-    unit_map = {"x": "A", "y": "A", "kx": "1/A", "ky": "1/A",
-                "f": "occupation (N_x, N_y, N_kx, N_ky, bands)"}
+    if xy:  # 2x2k: axes (x, y, k_x, k_y)
+        names, kunits = ("x", "y", "kx", "ky"), ("A", "A", "1/A", "1/A")
+        fshape = "(N_x, N_y, N_kx, N_ky, bands)"
+    else:  # full 3-D k-mesh: axes (k_x, k_y, k_z, fold)
+        names, kunits = ("kx", "ky", "kz"), ("1/A",) * 3
+        fgrid = None if fgrid is None else fgrid[:, :, :, 0]
+        fshape = "(N_kx, N_ky, N_kz, bands)"
+    fields = {nm: a.centres(0, a.n) for nm, a in zip(names, m.axes)}
+    unit_map = dict(zip(names, kunits))
+    fields["f"], unit_map["f"] = fgrid, f"occupation {fshape}"
     for key, vals in xy.items():
         fac, unit = (nfac, nunit) if key == "n" else (jfac, "A/m")
         fields[key] = vals * fac
         unit_map[key] = f"{unit} (N_x, N_y)"
-    write_vtk_xy(outdir / "fields.vtk", x, y,
-                 {f"{k}_{_vtk_unit(unit_map[k].split(' ')[0])}": fields[k] for k in xy})
+    if xy:
+        write_vtk_xy(outdir / "fields.vtk", fields["x"], fields["y"],
+                     {f"{k}_{_vtk_unit(unit_map[k].split(' ')[0])}": fields[k] for k in xy})
     import io
 
     buf = io.BytesIO()
@@ -187,5 +251,5 @@ def _write_outputs4(outdir, m, xy, fgrid, summary, series, diag, say) -> None:
             ["t_fs"] + [f"{k}_{series[0][1][k]['unit']}" for k in keys],
             [[f"{t:.10g}"] + [o[k]["value"] for k in keys] for t, o in series]))
     atomic_write(outdir / "diagnostics.csv", diag)
-    say(f"kinetic: wrote {outdir}/summary.json, fields.npz, fields.vtk"
+    say(f"kinetic: wrote {outdir}/summary.json, fields.npz" + (", fields.vtk" if xy else "")
         + (", timeseries.csv" if series else "") + ", diagnostics.csv")

@@ -41,7 +41,8 @@ class SolverRun:
     electric_field: tuple = ()  # V/m
     field_time: dict = field(default_factory=lambda: {"kind": "static"})
     number_conserving: bool = False
-    magnetic_field_T: float = 0.0
+    magnetic_field_T: float = 0.0  # B_z (T)
+    magnetic_field_xy_T: tuple = (0.0, 0.0)  # (B_x, B_y) of a 3-vector magnetic_field (3D models)
     terms: tuple | None = None
     bands: tuple | None = None
     mode: str = "steady"
@@ -225,6 +226,15 @@ def load_solver_run(path) -> SolverRun:
         if "omega" not in ft:
             raise ConfigError("physics.field_time: kind = \"ac\" needs omega (rad/fs)")
         field_time["omega"] = _number(ft["omega"], "physics.field_time.omega", positive=True)
+    Bspec = ph.get("magnetic_field", 0.0)
+    if isinstance(Bspec, list):
+        if len(Bspec) != 3:
+            raise ConfigError(f"physics.magnetic_field = {Bspec!r}: a number (B_z, T) or three "
+                              "components [B_x, B_y, B_z] (T, 3D models)")
+        Bx, By, Bz = (_number(v, f"physics.magnetic_field[{i}]") for i, v in enumerate(Bspec))
+        Bxy = (Bx, By)
+    else:
+        Bz, Bxy = _number(Bspec, "physics.magnetic_field"), (0.0, 0.0)
     nc = ph.get("number_conserving", False)
     if not isinstance(nc, bool):
         raise ConfigError(f"physics.number_conserving = {nc!r}: expected true or false")
@@ -289,7 +299,7 @@ def load_solver_run(path) -> SolverRun:
         mu_left_eV=_number(ph["mu_left"], "physics.mu_left") if "mu_left" in ph else None,
         mu_right_eV=_number(ph["mu_right"], "physics.mu_right") if "mu_right" in ph else None,
         electric_field=E, field_time=field_time, number_conserving=nc,
-        magnetic_field_T=_number(ph.get("magnetic_field", 0.0), "physics.magnetic_field"),
+        magnetic_field_T=Bz, magnetic_field_xy_T=Bxy,
         terms=tuple(terms) if terms is not None else None,
         bands=tuple(bands) if bands is not None else None,
         mode=mode, t_end_fs=t_end, ts_type=ts_type, reconstruction=recon,

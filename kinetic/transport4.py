@@ -45,7 +45,7 @@ class Transport4:
             rvec.destroy()
             X = p.reference_fluxes(E)
         out = []
-        for a in range(4):
+        for a in range(len(F)):
             if a == 0:
                 left, right = g[:-1], g[1:]
             else:

@@ -1,0 +1,218 @@
+"""The general 3D homogeneous layout (full k-mesh: E_z ≠ 0, B in any direction) against
+independent answers: the folded 0x3k layout where both apply (same fluxes, so the same steady
+state), the cubic symmetry of a cosine band under a cyclic permutation of the axes (exact for a
+cubic mesh), the 3×3 Drude–Lorentz closed form of a parabolic band in a tilted B (with E·B ≠ 0)
+approached at first order, and the structure: exact Liouville and particle conservation with
+the anomaly term (E·B)Ω of a gapped band, a stationary equilibrium, MPI = serial.
+"""
+import numpy as np
+import pytest
+
+from kinetic.models.catalogue import HBAR2_2ME, get_model
+from kinetic.pfaffian import divergence
+from kinetic.problem import Physics, Problem
+
+
+@pytest.fixture
+def petsc():
+    from petsc4py import PETSc
+
+    return PETSc
+
+
+def layered_chern():
+    from test_solver import layered_chern as model
+
+    return model()
+
+
+def general(model, n, comm=None, k_range=None, **kw):
+    from kinetic.problem3k import Problem3K
+
+    return Problem3K(model, n, Physics(**kw), k_range=k_range, comm=comm)
+
+
+def steady(p):
+    from kinetic.transport4 import Transport4
+
+    tr = Transport4(p)
+    f, info = tr.steady()
+    return f, p.mesh.allsum(p.number_current(p.mesh.from_vec(f)))
+
+
+@pytest.mark.usefixtures("petsc")
+def test_reduces_to_the_folded_layout():
+    """E in the x-y plane and B ∥ z: the curl of W = −ε̃B on the edges is the folded layout's
+    stream function −Bε̃ per k_z, so the steady states agree to the solver tolerance."""
+    from kinetic.solvers import Transport
+
+    n = (16, 16, 8)
+    kw = dict(mu=1.2, kT=0.15, tau=5.0, E=(0.002, -0.001, 0.0), B=0.05, well_balanced=False)
+    p = Problem("0x3k", layered_chern(), n, Physics(**kw))
+    f = p.mesh.gather(Transport(p).steady()[0]).reshape(n[1], n[0], n[2], 2).transpose(1, 0, 2, 3)
+    q = general(layered_chern(), n, **kw)
+    g = q.mesh.gather(steady(q)[0])[:, :, :, 0]
+    assert np.abs(f - g).max() < 1e-10 and np.abs(f - q.f_loc[:, :, :, 0]).max() > 1e-2
+
+
+@pytest.mark.usefixtures("petsc")
+def test_cyclic_permutation_of_a_cubic_band():
+    """cosine3d on a cubic mesh: (B ẑ, E x̂) and (B x̂, E ŷ) are related by x → y → z → x, so
+    f_B(k_x, k_y, k_z) = f_A(k_z, k_x, k_y)... i.e. f_B = f_A.transpose(2, 0, 1) and
+    j_B = (j_A,z, j_A,x, j_A,y)."""
+    kw = dict(mu=-1.0, kT=0.2, tau=5.0, terms=frozenset())
+    A = general(get_model("cosine3d"), (12, 12, 12), E=(0.01, 0.0, 0.0), B=(0.0, 0.0, 0.3), **kw)
+    B = general(get_model("cosine3d"), (12, 12, 12), E=(0.0, 0.01, 0.0), B=(0.3, 0.0, 0.0), **kw)
+    fA, jA = steady(A)
+    fB, jB = steady(B)
+    fA, fB = A.mesh.gather(fA)[:, :, :, 0, 0], B.mesh.gather(fB)[:, :, :, 0, 0]
+    assert np.abs(fB - fA.transpose(2, 0, 1)).max() < 1e-10
+    assert np.allclose(jB, [jA[2], jA[0], jA[1]], rtol=1e-9, atol=1e-15)
+    assert abs(jA[1]) > 0.1 * abs(jA[0])  # a real Hall current
+
+
+@pytest.mark.usefixtures("petsc")
+def test_parabolic_band_in_a_tilted_field():
+    """ε = k² (m = ½) in B = 0.125 (1, 2, 2)/3, E ∥ x̂ (E·B ≠ 0): the Drude–Lorentz steady
+    state (m/τ) v + v × B = −E, j = −n v, n = ∫d³k/(2π)³ f, gives all three components; the
+    first-order upwind solver approaches it (max relative error 9.7e-3 at 32³, 1.6e-3 at 64³)."""
+    from scipy.integrate import quad
+
+    model = get_model("parabolic3d", m_eff=HBAR2_2ME)
+    m, mu, kT, tau, E, K = 0.5, 0.5, 0.1, 4.0, 1e-4, 1.4
+    B = 0.125 * np.array([1.0, 2.0, 2.0]) / 3
+    n = quad(lambda k: 4 * np.pi * k * k / (1 + np.exp((k * k - mu) / kT)), 0, K)[0] / (2 * np.pi)**3
+    lin = np.stack([(m / tau) * e + np.cross(e, B) for e in np.eye(3)], 1)
+    exact = -n * np.linalg.solve(lin, [-E, 0.0, 0.0])
+    err = []
+    for N in (32, 64):
+        p = general(model, (N,) * 3, k_range=((-K, K),) * 3, mu=mu, kT=kT, tau=tau,
+                    E=(E, 0.0, 0.0), B=tuple(B), terms=frozenset())
+        j = -steady(p)[1]
+        err.append(np.abs(j - exact).max() / np.abs(exact).max())
+    assert err[1] < 3e-3 and err[0] / err[1] > 2.0
+
+
+@pytest.mark.usefixtures("petsc")
+def test_liouville_conservation_and_equilibrium_with_the_anomaly_term():
+    """Gapped layered Chern band, E·B ≠ 0, B tilted: the face fluxes are divergence-free to
+    round-off (the plaquette Berry fluxes close around every cube), every matrix column sums
+    to zero; at E = 0 the equilibrium f_FD(ε̃) (ε̃ = ε − m·B, D = 1 + B·Ω) is stationary."""
+    from kinetic.transport4 import Transport4
+
+    kw = dict(mu=1.2, kT=0.15, tau=5.0, B=(0.05, -0.03, 0.04))
+    p = general(layered_chern(), (12, 12, 10), E=(0.01, 0.005, 0.02), **kw)
+    F = p.face_fluxes(p.E)
+    assert np.abs(divergence(F)).max() < 1e-13 * max(np.abs(x).max() for x in F)
+    assert np.abs(np.asarray(p.plaquettes[2])).max() > 1e-3  # the anomaly term is there
+    A = p.matrix(p.E, 0.0)
+    ones = p.mesh.create_vec()
+    ones.set(1.0)
+    col = A.createVecs()[0]
+    A.multTranspose(ones, col)
+    assert np.abs(col.getArray()).max() < 1e-13 * max(np.abs(x).max() for x in F)
+    q = general(layered_chern(), (12, 12, 10), E=(0.0, 0.0, 0.0), **kw)
+    f, _ = Transport4(q).steady()
+    assert np.abs(q.mesh.from_vec(f) - q.f_loc).max() < 1e-12
+
+
+# ------------------------------------------------------------------ MPI
+def _both(run):
+    from petsc4py import PETSc
+
+    opts = PETSc.Options()
+    opts["steady_ksp_rtol"] = 1e-15
+    opts["steady_ksp_atol"] = 1e-16
+    out = {}
+    try:
+        for name, comm in (("world", PETSc.COMM_WORLD), ("self", PETSc.COMM_SELF)):
+            p = general(layered_chern(), (12, 10, 8), comm=comm, mu=1.2, kT=0.15, tau=5.0,
+                        E=(0.01, 0.0, 0.02), B=(0.05, -0.03, 0.04))
+            f = run(p)
+            out[name] = (p.mesh.gather(f), p.mesh.allsum(p.number_current(p.mesh.from_vec(f))))
+    finally:
+        del opts["steady_ksp_rtol"]
+        del opts["steady_ksp_atol"]
+    (fp, jp), (fs, js) = out["world"], out["self"]
+    assert np.allclose(jp, js, rtol=1e-10, atol=1e-15)
+    if fp is not None:
+        assert np.abs(fp - fs).max() <= 1e-10 * np.abs(fs).max()
+
+
+@pytest.mark.mpi(min_size=2)
+def test_general_0x3k_steady_parallel_equals_serial():
+    _both(lambda p: steady(p)[0])
+
+
+@pytest.mark.mpi(min_size=2)
+@pytest.mark.parametrize("ts_type", ["ssp", "arkimex"])
+def test_general_0x3k_transient_parallel_equals_serial(ts_type):
+    from kinetic.transport4 import Transport4
+
+    def run(p):
+        f = p.mesh.to_vec(p.f_loc * 0.9)
+        Transport4(p).transient(f, 1.0, ts_type=ts_type, dt=0.01)
+        return f
+
+    _both(run)
+
+
+# ------------------------------------------------------------------ kinetic run
+TILTED = '''
+[model]
+name = "parabolic3d"
+params = { m_eff = 3.80998212 }     # ε = k² eV Å²
+[mesh]
+k = [40, 40, 40]
+kmax = 1.4
+[physics]
+temperature = 1160.0
+tau = 2.6329                        # fs (4 ħ/eV)
+mu = 0.5
+electric_field = [1.0e5, 0.0, 0.0]
+magnetic_field = [274.3, 548.6, 548.6]   # T: 0.125 ħ/(eÅ²) along (1, 2, 2)/3
+terms = []
+'''
+
+
+@pytest.mark.usefixtures("petsc")
+def test_run_file_tilted_field_in_si(tmp_path):
+    """`kinetic run` with a 3-vector magnetic_field takes the full 3-D k-mesh; the current in
+    A/m² approaches the SI Drude–Lorentz solution (m/τ) v + e v × B = −eE, j = −n e v."""
+    from scipy import constants as C
+    from scipy.integrate import quad
+
+    from kinetic.run import run
+
+    p = tmp_path / "tilted.toml"
+    p.write_text(TILTED)
+    s = run(p, out=tmp_path / "o", say=lambda m: None)
+    assert s["layout"] == "0x3k" and s["kz_folded"] is False and s["unknowns"] == 40**3
+    kT = C.k * 1160.0 / C.e
+    n = quad(lambda k: 4 * np.pi * k * k / (1 + np.exp((k * k - 0.5) / kT)), 0, 1.4)[0] \
+        / (2 * np.pi)**3 * 1e30  # 1/m³
+    m = C.hbar**2 / (2 * C.e * 1e-20)  # kg: ε = ħ²k²/2m = 1 eV Å² k²
+    tau, B = 2.6329e-15, np.array([274.3, 548.6, 548.6])
+    lin = np.stack([(m / tau) * e + C.e * np.cross(e, B) for e in np.eye(3)], 1)
+    exact = -n * C.e * np.linalg.solve(lin, [-C.e * 1e5, 0.0, 0.0])
+    j = np.array(s["observables"]["current"]["value"])
+    assert s["observables"]["current"]["unit"] == "A/m^2"
+    assert np.abs(j - exact).max() < 1e-2 * np.abs(exact).max()
+    assert np.load(tmp_path / "o" / "fields.npz")["f"].shape == (40, 40, 40, 1)
+
+
+@pytest.mark.usefixtures("petsc")
+@pytest.mark.parametrize("edit,msg", [
+    (("magnetic_field = [274.3, 548.6, 548.6]", "magnetic_field = [1.0, 2.0]"), "three components"),
+    (('name = "parabolic3d"', 'name = "parabolic2d"'), "a 3-vector B needs"),
+    (("terms = []", 'terms = ["berry_kk", "E2_bcp"]'), "E2_bcp"),
+])
+def test_bad_tilted_run_files(tmp_path, capsys, edit, msg):
+    from kinetic.cli import main
+
+    p = tmp_path / "r.toml"
+    p.write_text(TILTED.replace(*edit).replace("k = [40, 40, 40]", "k = [8, 8, 8]"))
+    assert main(["run", str(p), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and msg in err[0], err
+    assert not (tmp_path / "o").exists()
