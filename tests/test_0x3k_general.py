@@ -216,3 +216,31 @@ def test_bad_tilted_run_files(tmp_path, capsys, edit, msg):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and msg in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.usefixtures("petsc")
+def test_weyl_nodes_are_the_anomaly_sources():
+    """A two-node Weyl lattice model, d = (sin k_x, sin k_y, 2 + cos k0 − cos k_x − cos k_y
+    − cos k_z): the Berry fluxes of the six faces of a cell add up to 2π × the monopole charge
+    inside, ±2π in the two cells holding the nodes (0, 0, ±k0) and 0 elsewhere, so the anomaly
+    term −(E·B)Ω injects ∓(E·B)·2π f per node and conserves the total."""
+    from kinetic.models.catalogue import MatrixTightBinding
+
+    k0 = 1.3
+    s0, sz = np.eye(2), np.diag([1.0, -1.0])
+    sx, sy = np.array([[0, 1], [1, 0]]), np.array([[0, -1j], [1j, 0]])
+    weyl = MatrixTightBinding((2 + np.cos(k0)) * sz, {(1, 0, 0): (-sz + 1j * sx) / 2,
+                                                     (0, 1, 0): (-sz + 1j * sy) / 2,
+                                                     (0, 0, 1): -sz / 2}, name="weyl")
+    n = (9, 9, 12)
+    p = general(weyl, n, mu=0.2, kT=0.1, tau=5.0, E=(0.0, 0.0, 0.01), B=(0.0, 0.0, 0.05),
+                bands=(0,))
+    div = divergence(p.plaquettes)[:, :, :, 0, 0]
+    kz = p.mesh.axes[2].centres(0, n[2])
+    node = [(4, 4, int(np.argmin(np.abs(kz - s * k0)))) for s in (1, -1)]
+    charges = [div[c] / (2 * np.pi) for c in node]
+    assert sorted(np.round(charges, 12)) == [-1.0, 1.0]
+    rest = div.copy()
+    for c in node:
+        rest[c] = 0.0
+    assert np.abs(rest).max() < 1e-12 and abs(div.sum()) < 1e-12
