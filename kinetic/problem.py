@@ -13,7 +13,8 @@ Second-order terms (physics.md §4.8): all of them in 1x1k; in the homogeneous l
 field-induced ones at B = 0 — ``E2_bcp`` (ε̃ += ½ G^R_ij E_i E_j) and ``A2_shift_field``
 (Ω′ = ∇_k × G^GYN E in the 0x2k anomalous velocity; zero in 0x1k) — with the texture terms
 accepted as the exact zeros they are there (V15); in 1x2k the texture connections A′ and A″
-(with the quadrupole density) in every curvature block; none in 0x3k yet. These fields are built for
+(with the quadrupole density) in every curvature block and the quasi-1D ε⁽²⁾ and
+Wigner–Kirkwood terms per k_y; none in 0x3k yet. These fields are built for
 physics.E: use ``with_field`` for a problem at another field (``field_dependent``).
 """
 from __future__ import annotations
@@ -33,7 +34,10 @@ from kinetic.semiclassics import (DEFAULT_TERMS, TERMS, check_solver_terms, corr
 TWO_PI = 2 * np.pi
 #: second-order terms of the 1x2k layout (quasi-1D textures): the texture positional shift A′
 #: and the metric-gradient connection A″ in every curvature block, and the quadrupole density
-TEXTURE_TERMS_1X2K = {"A2_shift_texture", "A2_threeband", "A2_metric_gradient", "obs_quadrupole"}
+TEXTURE_TERMS_1X2K = {"A2_shift_texture", "A2_threeband", "A2_metric_gradient", "obs_quadrupole",
+                      "E2_quadrupole", "E2_bcp", "E2_curv2", "E2_metric_laplacian"}
+#: second-order energy terms (two bands; in 1x2k the quasi-1D form per k_y, physics.md §4.5)
+ENERGY_TERMS = {"E2_quadrupole", "E2_bcp", "E2_curv2", "E2_metric_laplacian"}
 #: second-order terms built from x-derivatives of geometric fields on the mesh (resolution check)
 TEXTURE_DERIVATIVE_TERMS = {"A2_shift_texture", "A2_metric_gradient", "obs_quadrupole"}
 MIN_CELLS_PER_PERIOD = 8
@@ -246,7 +250,7 @@ class Problem:
         there (no x-dependence, V = eE·x linear: G^R_{x·} = g_{x·} = Ω_kx = ∂_x g = ∂_x∂_x ε̄ = 0,
         physics.md V15) and is accepted as an exact zero."""
         ph = self.phys
-        # (wk_correction is refused outside 1x1k in _evaluate_fields)
+        # (wk_correction is refused outside 1x1k and 1x2k in _evaluate_fields)
         second = sorted(t for t in ph.terms if TERMS[t].order == 2 and t != "wk_correction")
         if self.layout in ("0x1k", "0x2k"):
             if second and ph.B != 0:
@@ -302,16 +306,29 @@ class Problem:
         v[..., 0, :] += E
         return dataclasses.replace(g, velocity=v)
 
+    def _geometry_1d(self, X, K, order=1):
+        """The (x, k_x) geometry at points (X, K): 1x1k as is; 1x2k with a trailing axis of the
+        folded k_y values, each k_y a parameter (quasi-1D: ∂H restricted to x and k_x)."""
+        if self.layout == "1x1k":
+            out = self.model.evaluate(X[..., None], K[..., None], order=order)
+        else:
+            shape = X.shape + self.ky.shape
+            k = np.stack([np.broadcast_to(K[..., None], shape), np.broadcast_to(self.ky, shape)], -1)
+            H, dH, *d2 = self.model.evaluate(np.broadcast_to(X[..., None, None], shape + (1,)), k,
+                                             order=order)
+            sub = [0, 1]
+            out = (H, dH[..., sub, :, :]) + tuple(d[..., sub, :, :, :][..., :, sub, :, :] for d in d2)
+        return band_geometry(*out, n_x=1)
+
     def _second_order_energy(self, X, K, delta=2e-3):
-        """ε⁽²⁾_c (two bands, physics.md §4.5) at points (X, K) for every selected band, with
-        ∂a∂bσ_ab of term (iv) from central differences of the metric at (X ± δ, K ± δ)."""
-        H, dH, d2H = self.model.evaluate(X[..., None], K[..., None], order=2)
-        g = band_geometry(H, dH, d2H, n_x=1)
+        """ε⁽²⁾_c (two bands, physics.md §4.5; quasi-1D per k_y in 1x2k) at points (X, K) for
+        every selected band (last axis: dof), with ∂a∂bσ_ab of term (iv) from central
+        differences of the metric at (X ± δ, K ± δ)."""
+        g = self._geometry_1d(X, K, order=2)
         lap = None
         if "E2_metric_laplacian" in self.phys.terms:
             def metric(dx, dk):
-                Hs, dHs = self.model.evaluate((X + dx)[..., None], (K + dk)[..., None])
-                return band_geometry(Hs, dHs, n_x=1).metric
+                return self._geometry_1d(X + dx, K + dk).metric
 
             g0 = g.metric
             gxp, gxm, gkp, gkm = (metric(delta, 0), metric(-delta, 0), metric(0, delta),
@@ -326,7 +343,7 @@ class Problem:
         gE = self._with_field(g)  # term (ii) includes the transport field in ε̄ and ε_n
         out = [second_order_energy(gE, b, self.phys.terms,
                                    None if lap is None else lap[..., b]) for b in self.bands]
-        return np.stack(out, -1)
+        return np.stack(out, -1).reshape(X.shape + (-1,))
 
     def _metric_curvature(self, g_cell, g_corner):
         """Cell averages of Ω″_kx = −½ ∂_a∂_b σ_ab = −½ ∂_a V_a, V = ∂_b σ_ab (1x1k;
@@ -498,13 +515,16 @@ class Problem:
             if "A2_shift_field" in ph.terms and self.layout == "0x2k":
                 self.curv_z = self.curv_z + self._field_shift_curvature(g_corner)
         elif self.layout == "1x2k":
+            if ENERGY_TERMS & ph.terms:  # quasi-1D ε⁽²⁾ per k_y (physics.md §4.5)
+                self.eps_cell = self.eps_cell + self._second_order_energy(Q1, Q2)
+                self.eps_corner = self.eps_corner + self._second_order_energy(C1, C2)
             if {"A2_shift_texture", "A2_metric_gradient"} & ph.terms:
                 dkx_x, dky_x, dkxky = self._texture_curvatures_1x2k()
                 self.D = self.D + dkx_x
                 self.curv_kykx_x = self.curv_kykx_x + dky_x
                 self.curv_kxky = self.curv_kxky + dkxky
         else:
-            if {"E2_quadrupole", "E2_bcp", "E2_curv2", "E2_metric_laplacian"} & ph.terms:
+            if ENERGY_TERMS & ph.terms:
                 self.eps_cell = self.eps_cell + self._second_order_energy(Q1, Q2)
                 self.eps_corner = self.eps_corner + self._second_order_energy(C1, C2)
             if {"A2_shift_texture", "A2_shift_field"} & ph.terms:
@@ -515,13 +535,13 @@ class Problem:
             self.g_kk = np.stack([g.metric[..., b, 1, 1] for b in self.bands],
                                  -1).reshape(Q1.shape + (-1,))  # g_{k_x k_x}
         if "wk_correction" in ph.terms:
-            if self.layout != "1x1k":
-                raise ConfigError("physics.terms: wk_correction is implemented for 1x1k so far")
-            H, dH, d2H = self.model.evaluate(Q1[..., None], Q2[..., None], order=2)
-            g2 = band_geometry(H, dH, d2H, n_x=1)
+            if self.layout not in ("1x1k", "1x2k"):
+                raise ConfigError("physics.terms: wk_correction is implemented for 1x1k and 1x2k "
+                                  "(per k_y) so far")
+            g2 = self._geometry_1d(Q1, Q2, order=2)
             w = [wigner_kirkwood(g2, b) for b in self.bands]
-            self.wk_w2 = np.stack([a for a, _ in w], -1)
-            self.wk_w3 = np.stack([b for _, b in w], -1)
+            self.wk_w2 = np.stack([a for a, _ in w], -1).reshape(self.eps_bare.shape)
+            self.wk_w3 = np.stack([b for _, b in w], -1).reshape(self.eps_bare.shape)
         if np.any(self.D <= 0):
             raise ConfigError("phase-space density D ≤ 0 somewhere: the fields or textures are too "
                               "strong for semiclassics (D = 1 + Ω_kx + ... must stay positive)")

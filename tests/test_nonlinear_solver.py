@@ -294,10 +294,11 @@ def test_field_terms_refused_with_magnetic_field(petsc, term):
 def test_second_order_refused_in_1x2k(petsc):
     from kinetic.models.texture import landau_shift
 
-    with pytest.raises(ConfigError, match="'E2_bcp' is implemented for the 1x1k, 0x1k and 0x2k"):
+    with pytest.raises(ConfigError,
+                       match="'A2_shift_field' is implemented for the 1x1k, 0x1k and 0x2k"):
         Problem("1x2k", landau_shift(get_model("qwz", M=1.0), 2 * np.pi / 8), (8, 8, 8),
                 Physics(mu=0.0, kT=0.1, tau=1.0, E=(1e-3,),
-                        terms=frozenset(FIRST_ORDER + ("E2_bcp",))), x_range=(0.0, 8.0))
+                        terms=frozenset(FIRST_ORDER + ("A2_shift_field",))), x_range=(0.0, 8.0))
 
 
 def test_texture_terms_are_exact_zeros_in_homogeneous_layouts(petsc):
