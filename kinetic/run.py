@@ -65,6 +65,18 @@ def build_problem(run: SolverRun, comm=None, model=None) -> Problem:
             if dim != 1:
                 raise ConfigError("texture.builtin = 'rice_mele_ring' is a 1D texture")
             pm = rice_mele_ring(**{"L": run.x_length, **run.builtin_args})
+        elif run.builtin == "helical":  # V12: U(x) H0 U(x)†, U = exp(−iqxΣ/2)
+            from kinetic.models.texture import helical
+
+            q = float(run.builtin_args["q"])
+            if getattr(model, "Sigma", None) is None:
+                raise ConfigError(f"texture.builtin = 'helical' needs a model with a rotation "
+                                  f"generator Σ (qwz_helical); {model.name!r} has none")
+            period = 2 * np.pi / abs(q)
+            if abs(run.x_length - period) > 1e-9 * period or run.boundary != "periodic":
+                raise ConfigError(f"mesh.x: the helical texture with q = {q:g} 1/Å needs one "
+                                  f"periodic period, length = {period:.12g} Å")
+            pm = helical(model, q, model.Sigma)
         else:
             pm = texture(model, run.texture, dim_x=1) if run.texture else texture(model, {}, 1)
         n = (run.x_n,) + tuple(run.k)
@@ -229,6 +241,23 @@ def observables(p: Problem, tr: Transport, f, f_eq=None, tr_eq=None, polarizatio
         for name, j in currents.items():
             out[name] = {"value": value(total(p, j) * jfac), "unit": junit}
     return out
+
+
+def texture_hall(p: Problem, tr: Transport, f, f_half, f_eq, tr_eq, obs: dict) -> None:
+    """Add the τ⁰ Hall conductivity of a 1x2k texture to ``obs`` (physics.md §6.5 recipe):
+    σ_yx(x; τ) = (j_y[E_x] − j_y[0])/E_x with the magnetization current j_y[0] subtracted, at τ
+    and τ/2, extrapolated linearly to τ → 0: σ⁰ = 2σ(τ/2) − σ(τ). The x-field ``sigma_yx_tau0``
+    (S) and its mean over x (S and e²/h). The Onsager partner σ_xy needs E_y, which k_y-folded
+    1x2k cannot take: σ_yx is reported as computed, not antisymmetrized."""
+    Ex = float(np.atleast_1d(p.phys.E)[0])
+    j0 = np.asarray(number_current(tr_eq or tr, f_eq, E=(0.0,)))[:, 1]
+    sig = [-(np.asarray(number_current(tr, g))[:, 1] - j0) / Ex for g in (f, f_half)]
+    s0 = 2 * sig[1] - sig[0]  # e²/ħ per x-cell (sheet conductivity, e = ħ = 1)
+    L = p.mesh.axes[0].hi - p.mesh.axes[0].lo
+    mean = float(total(p, s0)) / L
+    obs["x_fields"]["sigma_yx_tau0"] = p.mesh.gather_x(s0)
+    obs["texture_hall_sigma_yx_tau0"] = {"value": mean * units.E2_HBAR, "unit": "S"}
+    obs["texture_hall_sigma_yx_tau0_e2h"] = {"value": mean * 2 * np.pi, "unit": "e^2/h"}
 
 
 MAX_EXACT_STATES = 4096  # dense ED of (cells × bands)² : ~1 min at 4096 on this machine
@@ -616,6 +645,15 @@ def run(path, out=None, say=_rank0_print, restart=None, *, force=False, quiet=Fa
             f_eq, ref = tr_eq.steady(E=(0.0,) * len(np.atleast_1d(p.phys.E)))
             rows.append(["reference_E0", ref["iterations"], ref["residual"],
                          ref["converged_reason"], time.perf_counter() - t0])
+        if cfg.texture_hall:
+            if p.layout != "1x2k":
+                raise ConfigError("output.texture_hall = true: the τ⁰ Hall conductivity is "
+                                  "computed for x-textures of 2D models (1x2k)")
+            tau, p.tau = p.tau, p.tau / 2  # a second steady state at τ/2 for the τ⁰ part
+            f_half, half = tr.steady()
+            p.tau = tau
+            rows.append(["texture_hall_tau_half", half["iterations"], half["residual"],
+                         half["converged_reason"], time.perf_counter() - t0])
         diag = _csv(["solve", "iterations", "residual", "converged_reason", "wall_s"], rows)
     else:
         f, info, series, rows = _transient(cfg, p, tr, outdir, restart, say, quiet, t0)
@@ -628,6 +666,9 @@ def run(path, out=None, say=_rank0_print, restart=None, *, force=False, quiet=Fa
             "unit": "electrons"}
     else:
         obs = observables(p, tr, f, f_eq, tr_eq)
+    if cfg.mode == "steady" and cfg.texture_hall:
+        texture_hall(p, tr, f, f_half, f_eq, tr_eq, obs)
+        f_half.destroy()
     if tr_eq is not None and tr_eq is not tr:
         tr_eq.destroy()
     if cfg.exact_reference:
@@ -663,6 +704,7 @@ def _write_outputs(outdir, p, obs, fgrid, summary, series, diag, say) -> None:
                 "P_shift": (-units.E_CHARGE, "C"), "P_metric": (-units.E_CHARGE, "C"),
                 "Q": (-units.E_CHARGE * units.ANGSTROM, "C*m")}
         jf = (units.E2_HBAR * units.ANGSTROM ** (1 - d), {1: "A", 2: "A/m"}[d])
+        facs["sigma_yx_tau0"] = (units.E2_HBAR, "S")
         for key, vals in obs["x_fields"].items():
             fac, unit = facs.get(key, jf)
             fields[key] = vals * fac

@@ -14,7 +14,7 @@ from kinetic.config import ModelSpec, _number, _unknown, load_model_section, rea
 from kinetic.errors import ConfigError
 
 SECTIONS = {"model", "texture", "mesh", "physics", "solver", "output", "pump"}
-TEXTURE_BUILTINS = {"rice_mele_ring"}
+TEXTURE_BUILTINS = {"rice_mele_ring", "helical"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class SolverRun:
     output_dir: Path | None = None
     pump: dict | None = None  # {period_fs, cycles, steps_per_cycle, params}: kinetic.pump
     exact_reference: bool = False  # [output]: exact-diagonalization density of the ring (1x1k)
+    texture_hall: bool = False  # [output]: τ⁰ Hall conductivity σ_yx(x) of a 1x2k texture
 
 
 def _y_mesh(y, x):
@@ -154,10 +155,14 @@ def load_solver_run(path) -> SolverRun:
     builtin_args = tex.pop("args", {}) if builtin else {}
     if not isinstance(builtin_args, dict):
         raise ConfigError(f"texture.args = {builtin_args!r}: expected a table")
-    if builtin == "rice_mele_ring":
-        _unknown(builtin_args, {"delta", "Delta0", "phi3"}, "texture.args")
+    if builtin in ("rice_mele_ring", "helical"):
+        _unknown(builtin_args, {"delta", "Delta0", "phi3"} if builtin == "rice_mele_ring"
+                 else {"q"}, "texture.args")
         for key, val in builtin_args.items():
             _number(val, f"texture.args.{key}")
+        if builtin == "helical" and not builtin_args.get("q"):
+            raise ConfigError("texture.args.q: the helical texture needs a nonzero wave number q "
+                              "(1/Å); mesh.x.length must be one period 2π/|q|")
     for name, spec in tex.items():  # profile specs: a number, "module:function" or a table
         if isinstance(spec, dict):
             for key, val in spec.items():
@@ -278,10 +283,17 @@ def load_solver_run(path) -> SolverRun:
                           "memory estimate exceeds the available memory)")
 
     out = data.get("output", {})
-    _unknown(out, {"dir", "exact_reference"}, "[output]")
+    _unknown(out, {"dir", "exact_reference", "texture_hall"}, "[output]")
     exact = out.get("exact_reference", False)
     if not isinstance(exact, bool):
         raise ConfigError(f"output.exact_reference = {exact!r}: expected true or false")
+    thall = out.get("texture_hall", False)
+    if not isinstance(thall, bool):
+        raise ConfigError(f"output.texture_hall = {thall!r}: expected true or false")
+    if thall and (x_n is None or mode != "steady" or not E or E[0] == 0 or any(E[1:])):
+        raise ConfigError("output.texture_hall = true: needs a steady x-texture run (mesh.x, "
+                          "solver.mode = \"steady\") of a 2D model with electric_field = [E_x, 0] "
+                          "and E_x ≠ 0 (V/m)")
     if exact and (x_n is None or boundary != "periodic"):
         raise ConfigError("output.exact_reference = true: the exact-diagonalization reference is "
                           "for periodic x-textures (mesh.x with boundary = \"periodic\")")
@@ -305,4 +317,4 @@ def load_solver_run(path) -> SolverRun:
         mode=mode, t_end_fs=t_end, ts_type=ts_type, reconstruction=recon,
         dt_fs=_number(sv["dt"], "solver.dt", positive=True) if "dt" in sv else None,
         checkpoint_steps=ck_steps, checkpoint_minutes=ck_minutes, force=force,
-        output_dir=outdir, pump=pump, exact_reference=exact)
+        output_dir=outdir, pump=pump, exact_reference=exact, texture_hall=thall)
