@@ -39,7 +39,27 @@ def wigner_kirkwood_density(p) -> np.ndarray:
 def quadrupole_density(p, f) -> np.ndarray:
     """½ ∂²_x Σ_n ∫dk/2π g^n_kk f_n (physics.md §6.1), second difference across x-cells
     (neighbour columns by a ghost exchange on the companion x-DMDA). Collective."""
-    Q = (p.g_kk * f).sum(axis=(0, 2)) * p.measure()  # (n1l,)
+    q = _with_x_neighbours(p, (p.g_kk * f).sum(axis=(0, 2)) * p.measure())
+    return 0.5 * (q[2:] - 2 * q[1:-1] + q[:-2]) / p.mesh.axes[0].h**2
+
+
+def quadrupole_current(transport, fvec, E=None) -> np.ndarray:
+    """The x-component of the quadrupole current j_Q = −½ ∂_x ∂_t Σ_n ∫[dk] g_{k_x k_x} f (number
+    units; charge (e/2)∂_x∂_t∫g f, physics.md §6.2), so that ∂_t n + ∂_x j = 0 holds with the
+    quadrupole density of ``quadrupole_density``. ∂_t f is the kinetic equation's right-hand side
+    at f (field E, default physics.E; the local equilibrium of f); zero in steady states.
+    Owned x-cells (n1l,); 1x1k and 1x2k with obs_quadrupole. Collective."""
+    p = transport.p
+    E = p.phys.E if E is None else E
+    f = p.mesh.local_view(fvec)
+    dfdt = -transport.flux_divergence(fvec, E) / transport.AD - (f - p.local_equilibrium(f)) / p.tau
+    q = _with_x_neighbours(p, (p.g_kk * dfdt).sum(axis=(0, 2)) * p.measure())
+    return -0.5 * (q[2:] - q[:-2]) / (2 * p.mesh.axes[0].h)
+
+
+def _with_x_neighbours(p, Q) -> np.ndarray:
+    """Owned x-moments (n1l,) with one neighbour value on each side (ghost exchange on the
+    companion x-DMDA; zero-gradient continuation at the ends of an open x-range). Collective."""
     m = p.mesh
     a1 = m.axes[0]
     v = m.xda.createGlobalVec()
@@ -54,7 +74,7 @@ def quadrupole_density(p, f) -> np.ndarray:
             q[-1] = q[-2]
     v.destroy()
     loc.destroy()
-    return 0.5 * (q[2:] - 2 * q[1:-1] + q[:-2]) / a1.h**2
+    return q
 
 
 def energy_density(problem, fvec) -> np.ndarray:

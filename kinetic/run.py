@@ -190,13 +190,16 @@ def field_of_time(run: SolverRun, E):
     return lambda t: E
 
 
-def observables(p: Problem, tr: Transport, f, f_eq=None, tr_eq=None, polarization=True) -> dict:
+def observables(p: Problem, tr: Transport, f, f_eq=None, tr_eq=None, polarization=True,
+                E=None) -> dict:
     """Totals (and x-fields for textures) in SI: {name: {"value", "unit"}} plus raw x-fields
     (1x1k with ``polarization``: also the polarization split of ``kinetic.polarization``).
 
     With ``f_eq`` (the E = 0 steady state, of ``tr_eq`` — default ``tr``) the transport
     current j[E] − j[E = 0] is reported too, removing equilibrium magnetization currents
     (physics.md §6.2). See ``equilibrium_reference`` for which problem f_eq belongs to.
+    ``E``: the field at this instant (transient runs with a step or AC field; default
+    physics.E), which enters the anomalous velocity.
     """
     d = {"1x1k": 1, "0x1k": 1, "0x3k": 3}.get(p.layout, 2)
     nfac, nunit = units.density_si(d)
@@ -204,7 +207,16 @@ def observables(p: Problem, tr: Transport, f, f_eq=None, tr_eq=None, polarizatio
     jfac = units.E2_HBAR * units.ANGSTROM ** (1 - d)  # (e · eV/ħ) per Å^(d-1)
     junit = {1: "A", 2: "A/m", 3: "A/m^2"}[d]
     n_loc, u_loc = density(p, f), energy_density(p, f)
-    jN_loc = number_current(tr, f)
+    jN_loc = np.asarray(number_current(tr, f, E))
+    jQ = None
+    if p.layout in ("1x1k", "1x2k") and "obs_quadrupole" in p.phys.terms:
+        from kinetic.observables import quadrupole_current
+
+        jQ = quadrupole_current(tr, f, E)  # ∂_x∂_t Q: zero in steady states
+        if p.layout == "1x1k":
+            jN_loc = jN_loc + jQ
+        else:
+            jN_loc = jN_loc + np.stack([jQ, np.zeros_like(jQ)], -1)
     currents = {"current": -np.asarray(jN_loc)}
     if f_eq is not None:
         zero = (0.0,) * len(np.atleast_1d(p.phys.E))
@@ -226,6 +238,8 @@ def observables(p: Problem, tr: Transport, f, f_eq=None, tr_eq=None, polarizatio
             else:
                 xf[key], xf[key + "_y"] = p.mesh.gather_x(jx[:, 0]), p.mesh.gather_x(jx[:, 1])
             out["mean_" + name] = {"value": value(total(p, jx) / L * jfac), "unit": junit}
+        if jQ is not None:
+            xf["j_quadrupole"] = p.mesh.gather_x(-jQ)  # charge units, included in j
         if polarization and p.layout == "1x1k":
             from kinetic.polarization import polarization_fields
 
@@ -496,6 +510,7 @@ def _transient(cfg, p, tr, outdir, restart, say, quiet, t0):
     diag = st["diagnostics"]  # [step, t_fs, dt_fs, particles, drift, wall_s]
     writer = checkpoint.Writer(cfg, p, outdir, parts)
     clock = {"said": time.perf_counter(), "t": t_start, "start": time.perf_counter()}
+    field = field_of_time(cfg, p.phys.E)
     pf = None
     if getattr(p, "pump", None) is not None:
         from kinetic.pump import PumpFields
@@ -510,8 +525,8 @@ def _transient(cfg, p, tr, outdir, restart, say, quiet, t0):
             prev = (units.fs_to_internal(series[-1][0]), series[-1][1]) if series else None
             obs = pump_observables(pf, t, u, prev)
         else:
-            obs = {k: v for k, v in observables(p, tr, u, polarization=False).items()
-                   if k != "x_fields"}
+            obs = {k: v for k, v in observables(p, tr, u, polarization=False,
+                                                E=field(t)).items() if k != "x_fields"}
         t_fs, dt = units.internal_to_fs(t), t - clock["t"]
         series.append((t_fs, obs))
         n = obs[_particles_key(obs)]["value"]
@@ -538,7 +553,7 @@ def _transient(cfg, p, tr, outdir, restart, say, quiet, t0):
         dt = dt or period / steps
         extra = {"equilibrium": pf.equilibrium, "adapt": False}
     try:
-        f, info = tr.transient(f, t_end, field=field_of_time(cfg, p.phys.E), ts_type=cfg.ts_type,
+        f, info = tr.transient(f, t_end, field=field, ts_type=cfg.ts_type,
                                monitor=monitor, dt=dt, t0=t_start if step0 else 0.0, **extra)
     except PETSc.Error as exc:  # an error in the monitor (e.g. a checkpoint write) is its cause
         if isinstance(exc.__cause__, KineticError):
@@ -665,7 +680,9 @@ def run(path, out=None, say=_rank0_print, restart=None, *, force=False, quiet=Fa
             "value": obs["pumped_electrons"]["value"] * cfg.pump["period_fs"] / cfg.t_end_fs,
             "unit": "electrons"}
     else:
-        obs = observables(p, tr, f, f_eq, tr_eq)
+        E_end = (None if cfg.mode == "steady"
+                 else field_of_time(cfg, p.phys.E)(units.fs_to_internal(cfg.t_end_fs)))
+        obs = observables(p, tr, f, f_eq, tr_eq, E=E_end)
     if cfg.mode == "steady" and cfg.texture_hall:
         texture_hall(p, tr, f, f_half, f_eq, tr_eq, obs)
         f_half.destroy()

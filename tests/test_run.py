@@ -279,3 +279,37 @@ def test_exact_reference_needs_site_centred_cells(tmp_path, capsys):
     p.write_text(text)
     assert main(["run", str(p), "--out", str(tmp_path / "o")]) == 2
     assert "mesh.x.start = -0.5" in capsys.readouterr().err
+
+
+def test_step_field_enters_the_anomalous_current_only_when_on(tmp_path):
+    """A Chern insulator (QWZ, μ in the gap) under a step field: before t_on the reported current
+    is zero, after it the quantized Hall current −(e²/h)E_x (the anomalous velocity takes the
+    field at that instant, not the run's amplitude)."""
+    from scipy import constants as C
+
+    p = tmp_path / "s.toml"
+    p.write_text('''
+[model]
+name = "qwz"
+params = { M = 1.0 }
+[mesh]
+k = [32, 32]
+[physics]
+temperature = 116.0
+tau = 10.0
+mu = 0.0
+electric_field = [1.0e8, 0.0]
+field_time = { kind = "step", t_on = 1.0 }
+[solver]
+mode = "transient"
+t_end = 2.0
+ts_type = "ssp"
+''')
+    s = run(p, out=tmp_path / "o", say=lambda m: None)
+    rows = list(csv.reader(open(tmp_path / "o" / "timeseries.csv")))[1:]
+    hall = -C.e**2 / C.h * 1e8
+    for row in rows:
+        j = json.loads(row[3])
+        expected = hall if float(row[0]) > 1.0 else 0.0
+        assert j[1] == pytest.approx(expected, abs=1e-6 * abs(hall))
+    assert s["observables"]["current"]["value"][1] == pytest.approx(hall, rel=1e-6)
