@@ -428,7 +428,10 @@ def memory_estimate(cfg: SolverRun, model, ranks: int) -> dict | None:
 #: entries × 24 B), the AIJ matrix, its ASM/ILU factor and the GMRES basis (~700 B); the geometry
 #: is evaluated in batches of 32768 points (bounded); the eigenvectors of the corner grid add
 #: 32 nb_model² B per point.
-BYTES_2X2K_PER_UNKNOWN = 2000
+BYTES_2X2K_PER_UNKNOWN = 2000  # measured/estimated 0.98-1.03 (6.6e5 unknowns, 1-2 ranks)
+#: the full 3-D k-mesh keeps fewer staggered fields (three edge grids, no Ψ pairs):
+#: parabolic3d at 64³, measured/estimated 0.58 with the 2x2k figure -> 1000
+BYTES_3K_PER_UNKNOWN = 1000
 
 
 def _memory_estimate_assembled(cfg, model, ranks):
@@ -445,7 +448,8 @@ def _memory_estimate_assembled(cfg, model, ranks):
     points = -(-n[0] // ranks) * int(np.prod(n[1:]))
     nbands = len(cfg.bands) if cfg.bands else model.nb
     base = _rss()
-    per_rank = base + points * (nbands * BYTES_2X2K_PER_UNKNOWN + 32 * model.nb**2)
+    per = BYTES_2X2K_PER_UNKNOWN if cfg.y_n is not None else BYTES_3K_PER_UNKNOWN
+    per_rank = base + points * (nbands * per + 32 * model.nb**2)
     return {"per_rank_B": int(per_rank), "total_B": int(per_rank) * ranks, "base_B": base,
             "unknowns": int(np.prod(n)) * nbands}
 
