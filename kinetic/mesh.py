@@ -28,6 +28,23 @@ import numpy as np
 from kinetic.errors import ConfigError
 
 
+def collective(comm, fn):
+    """Run fn on every rank of the PETSc communicator ``comm``; if a user error (KineticError)
+    occurs on any rank, raise it on all ranks (a rank's own error, else the first failing
+    rank's), so that none waits in a collective call."""
+    from kinetic.errors import KineticError
+
+    err = None
+    try:
+        fn()
+    except KineticError as exc:
+        err = exc
+    msgs = comm.tompi4py().allgather(None if err is None else (type(err), str(err)))
+    first = next((m for m in msgs if m is not None), None)
+    if first is not None:
+        raise err if err is not None else first[0](first[1])
+
+
 @dataclass(frozen=True)
 class Axis:
     name: str  # "x", "k", "kx", "ky"

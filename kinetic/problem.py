@@ -25,7 +25,7 @@ import numpy as np
 
 from kinetic.errors import ConfigError
 from kinetic.geometry import band_geometry
-from kinetic.mesh import Axis, PhaseMesh
+from kinetic.mesh import Axis, PhaseMesh, collective
 from kinetic.operator import StreamOperator, fermi
 from kinetic.semiclassics import (DEFAULT_TERMS, TERMS, check_solver_terms, corrected_energy,
                                   curvature_blocks, field_shift, phase_space_density,
@@ -53,6 +53,18 @@ def spectral_derivative(F, h: float, axis: int) -> np.ndarray:
     shape = [1] * F.ndim
     shape[axis] = n
     return np.real(np.fft.ifft(1j * w.reshape(shape) * np.fft.fft(F, axis=axis), axis=axis))
+
+
+def cell_relaxation_time(tau, eps, band):
+    """τ (ħ/eV): the number itself, or τ(ε, band) evaluated per cell and dof (shape of ``eps``,
+    ``band`` the band index of each entry); ConfigError unless positive and finite."""
+    if not callable(tau):
+        return float(tau)
+    out = np.asarray(tau(eps, band), float)
+    if out.shape != eps.shape or not np.all(np.isfinite(out)) or np.any(out <= 0):
+        raise ConfigError("physics.tau: τ(ε, band) must return positive finite values of the "
+                          "shape of its energy argument")
+    return out
 
 
 @dataclass
@@ -107,7 +119,7 @@ class Problem:
                               "upwind, muscl")
         self.mesh = PhaseMesh(layout, axes, nfold * len(self.bands), comm=comm,
                               stencil=2 if physics.reconstruction == "muscl" else 1)
-        self._collective(self._evaluate_fields)
+        collective(self.mesh.comm, self._evaluate_fields)
         self.op = StreamOperator(self.mesh, self.eps_corner, self.eps_cell, self.D, self.c,
                                  self.psi_E, boundary=physics.boundary)
 
@@ -132,21 +144,6 @@ class Problem:
                        comm=self.mesh.comm if comm is None else comm)
 
     # ------------------------------------------------------------------ set-up
-    def _collective(self, fn):
-        """Run fn on every rank; if a user error (KineticError) occurs on any rank, raise on all
-        ranks (a rank's own error, else the first failing rank's), so none waits in a collective."""
-        from kinetic.errors import KineticError
-
-        err = None
-        try:
-            fn()
-        except KineticError as exc:
-            err = exc
-        msgs = self.mesh.comm.tompi4py().allgather(None if err is None else (type(err), str(err)))
-        first = next((m for m in msgs if m is not None), None)
-        if first is not None:
-            raise err if err is not None else first[0](first[1])
-
     def _axes(self, layout, model, n, x_range, k_range):
         def k_axis(name, i):
             rec = getattr(model, "model", model).reciprocal
@@ -551,15 +548,8 @@ class Problem:
 
     def _relaxation_time(self):
         """τ as a number or per cell and dof (n2, n1l, dof) from τ(ε, band)."""
-        tau = self.phys.tau
-        if not callable(tau):
-            return float(tau)
         band = np.broadcast_to(np.tile(np.asarray(self.bands), self.nfold), self.eps_bare.shape)
-        out = np.asarray(tau(self.eps_bare, band), float)
-        if out.shape != self.eps_bare.shape or not np.all(np.isfinite(out)) or np.any(out <= 0):
-            raise ConfigError("physics.tau: τ(ε, band) must return positive finite values of the "
-                              "shape of its energy argument")
-        return out
+        return cell_relaxation_time(self.phys.tau, self.eps_bare, band)
 
     # ------------------------------------------------------------------ helpers
     def field(self, values) -> "object":

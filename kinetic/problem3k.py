@@ -23,9 +23,10 @@ import numpy as np
 from kinetic.coo import upwind_matrix
 from kinetic.errors import ConfigError
 from kinetic.geometry import band_geometry
-from kinetic.mesh import Axis
+from kinetic.mesh import Axis, collective
 from kinetic.mesh4 import PhaseMesh4
 from kinetic.operator import fermi
+from kinetic.problem import cell_relaxation_time
 from kinetic.semiclassics import TERMS, check_solver_terms, corrected_energy, curvature_blocks
 
 TWO_PI = 2 * np.pi
@@ -72,7 +73,7 @@ class Problem3K:
         self.mesh = PhaseMesh4(self._axes(model, n, k_range) + (Axis("fold", 1, 0.0, 1.0, True),),
                                len(self.bands), comm=comm)
         self.volume = float(np.prod(self.mesh.h[:3]))
-        self._collective(self._evaluate_fields)
+        collective(self.mesh.comm, self._evaluate_fields)
 
     def _axes(self, model, n, k_range):
         rec = model.reciprocal
@@ -88,19 +89,6 @@ class Problem3K:
             raise ConfigError(f"mesh.k = {list(n)}: three axes of at least 2 cells")
         return tuple(Axis(name, int(m), lo, hi, True)
                      for name, m, (lo, hi) in zip(("kx", "ky", "kz"), n, k_range))
-
-    def _collective(self, fn):
-        from kinetic.errors import KineticError
-
-        err = None
-        try:
-            fn()
-        except KineticError as exc:
-            err = exc
-        msgs = self.mesh.comm.tompi4py().allgather(None if err is None else (type(err), str(err)))
-        first = next((m for m in msgs if m is not None), None)
-        if first is not None:
-            raise err if err is not None else first[0](first[1])
 
     # ------------------------------------------------------------------ fields
     def _points(self, corner):
@@ -137,14 +125,8 @@ class Problem3K:
         self.plaquettes = self._plaquette_fluxes()
         relax = self.eps_cell if "relax_to_corrected_energy" in ph.terms else self.eps_bare
         self.f_loc = fermi((relax - ph.mu) / ph.kT)
-        tau = ph.tau
-        if callable(tau):
-            band = np.broadcast_to(np.asarray(self.bands), self.eps_bare.shape)
-            tau = np.asarray(tau(self.eps_bare, band), float)
-            if tau.shape != self.eps_bare.shape or not np.all(np.isfinite(tau)) or np.any(tau <= 0):
-                raise ConfigError("physics.tau: τ(ε, band) must return positive finite values of "
-                                  "the shape of its energy argument")
-        self.tau = tau
+        self.tau = cell_relaxation_time(
+            ph.tau, self.eps_bare, np.broadcast_to(np.asarray(self.bands), self.eps_bare.shape))
 
     def _plaquette_fluxes(self):
         """Berry flux Π_a through every face ⊥ a (corner along a, centres along b, c): −arg of

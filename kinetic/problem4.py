@@ -24,7 +24,9 @@ from kinetic.coo import upwind_matrix
 from kinetic.errors import ConfigError
 from kinetic.geometry import band_geometry
 from kinetic.mesh4 import PhaseMesh4, axes_2x2k
+from kinetic.mesh import collective
 from kinetic.operator import fermi
+from kinetic.problem import cell_relaxation_time
 from kinetic.pfaffian import EPS4, PAIRS, dual, face_fluxes
 from kinetic.semiclassics import (TERMS, check_solver_terms, corrected_energy, curvature_blocks,
                                   symplectic_form)
@@ -73,27 +75,13 @@ class Problem4:
         axes = axes_2x2k(model, n, x_range, y_range, ph.boundary)
         self.mesh = PhaseMesh4(axes, len(self.bands), comm=comm)
         self.volume = float(np.prod(self.mesh.h))
-        self._collective(self._evaluate_fields)
+        collective(self.mesh.comm, self._evaluate_fields)
 
     def with_field(self, E) -> "Problem4":
         n, x_range, y_range, comm = self._args
         ph = dataclasses.replace(self.phys, E=tuple(np.atleast_1d(np.asarray(E, float))))
         return Problem4(self.model, n, ph, x_range=x_range, y_range=y_range,
                         comm=self.mesh.comm if comm is None else comm)
-
-    def _collective(self, fn):
-        """Run fn on every rank; a user error on any rank is raised on all ranks."""
-        from kinetic.errors import KineticError
-
-        err = None
-        try:
-            fn()
-        except KineticError as exc:
-            err = exc
-        msgs = self.mesh.comm.tompi4py().allgather(None if err is None else (type(err), str(err)))
-        first = next((m for m in msgs if m is not None), None)
-        if first is not None:
-            raise err if err is not None else first[0](first[1])
 
     # ------------------------------------------------------------------ fields
     def _band_fields(self, corner):
@@ -142,14 +130,8 @@ class Problem4:
         self.plaquettes = self._plaquette_fluxes()
         relax = self.eps_cell if "relax_to_corrected_energy" in ph.terms else self.eps_bare
         self.f_loc = fermi((relax - ph.mu) / ph.kT)
-        tau = ph.tau
-        if callable(tau):
-            band = np.broadcast_to(np.asarray(self.bands), self.eps_bare.shape)
-            tau = np.asarray(tau(self.eps_bare, band), float)
-            if tau.shape != self.eps_bare.shape or not np.all(np.isfinite(tau)) or np.any(tau <= 0):
-                raise ConfigError("physics.tau: τ(ε, band) must return positive finite values of "
-                                  "the shape of its energy argument")
-        self.tau = tau
+        self.tau = cell_relaxation_time(
+            ph.tau, self.eps_bare, np.broadcast_to(np.asarray(self.bands), self.eps_bare.shape))
 
     # ------------------------------------------------------------------ fluxes
     def _walls(self, fluxes):

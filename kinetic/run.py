@@ -710,6 +710,16 @@ def run(path, out=None, say=_rank0_print, restart=None, *, force=False, quiet=Fa
     return summary
 
 
+def write_series(outdir, series, diag) -> None:
+    """timeseries.csv (transient runs: t_fs and every total with its unit) and diagnostics.csv."""
+    if series:
+        keys = list(series[0][1])
+        atomic_write(outdir / "timeseries.csv", _csv(
+            ["t_fs"] + [f"{k}_{series[0][1][k]['unit']}" for k in keys],
+            [[f"{t:.10g}"] + [o[k]["value"] for k in keys] for t, o in series]))
+    atomic_write(outdir / "diagnostics.csv", diag)
+
+
 def _write_outputs(outdir, p, obs, fgrid, summary, series, diag, say) -> None:
     """Rank 0: summary.json, fields.npz (+ fields.vtk), timeseries.csv, diagnostics.csv."""
     atomic_write(outdir / "summary.json", (json.dumps(summary, indent=2, default=float) + "\n").encode())
@@ -735,12 +745,7 @@ def _write_outputs(outdir, p, obs, fgrid, summary, series, diag, say) -> None:
     buf = io.BytesIO()
     np.savez(buf, units=np.array(json.dumps(unit_map)), **fields)
     atomic_write(outdir / "fields.npz", buf.getvalue())
-    if series:
-        keys = list(series[0][1])
-        atomic_write(outdir / "timeseries.csv", _csv(
-            ["t_fs"] + [f"{k}_{series[0][1][k]['unit']}" for k in keys],
-            [[f"{t:.10g}"] + [o[k]["value"] for k in keys] for t, o in series]))
-    atomic_write(outdir / "diagnostics.csv", diag)
+    write_series(outdir, series, diag)
     say(f"kinetic: wrote {outdir}/summary.json, fields.npz"
         + (", fields.vtk" if "x_fields" in obs else "") + (", timeseries.csv" if series else "")
         + ", diagnostics.csv")

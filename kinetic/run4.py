@@ -217,7 +217,7 @@ def run_assembled(cfg, model, comm, outdir, say, quiet, t0, mem=None) -> dict:
 
 
 def _write_outputs4(outdir, m, xy, fgrid, summary, series, diag, say) -> None:
-    from kinetic.run import _csv, _vtk_unit
+    from kinetic.run import _vtk_unit, write_series
 
     nfac, nunit = units.density_si(2)
     jfac = units.E2_HBAR * units.ANGSTROM ** -1
@@ -245,11 +245,6 @@ def _write_outputs4(outdir, m, xy, fgrid, summary, series, diag, say) -> None:
     buf = io.BytesIO()
     np.savez(buf, units=np.array(json.dumps(unit_map)), **fields)
     atomic_write(outdir / "fields.npz", buf.getvalue())
-    if series:
-        keys = list(series[0][1])
-        atomic_write(outdir / "timeseries.csv", _csv(
-            ["t_fs"] + [f"{k}_{series[0][1][k]['unit']}" for k in keys],
-            [[f"{t:.10g}"] + [o[k]["value"] for k in keys] for t, o in series]))
-    atomic_write(outdir / "diagnostics.csv", diag)
+    write_series(outdir, series, diag)
     say(f"kinetic: wrote {outdir}/summary.json, fields.npz" + (", fields.vtk" if xy else "")
         + (", timeseries.csv" if series else "") + ", diagnostics.csv")

@@ -32,6 +32,30 @@ def check_ts_type(ts_type: str) -> None:
         ts.destroy()
 
 
+def collision_jacobian(ts, f0, inv_tau):
+    """Attach the implicit (ARKIMEX) collision Jacobian shift·I + diag(1/τ) to ``ts``: a
+    diagonal AIJ matrix of f0's layout, re-filled from the Vec ``inv_tau`` at every shift.
+    Returns the matrix (the caller destroys it)."""
+    from petsc4py import PETSc
+
+    def ijacobian(ts, t, u, udot, shift, J, P):
+        P.zeroEntries()
+        P.setDiagonal(inv_tau)
+        P.shift(shift)
+        if J != P:
+            J.assemble()
+
+    J = PETSc.Mat().createAIJ(((f0.getLocalSize(), None),) * 2, nnz=1, comm=f0.getComm())
+    J.setUp()
+    zero = f0.duplicate()
+    zero.set(0.0)
+    J.setDiagonal(zero)  # the diagonal pattern of shift·I + I/τ
+    zero.destroy()
+    J.assemble()
+    ts.setIJacobian(ijacobian, J)
+    return J
+
+
 def constant_field(E):
     E = tuple(np.atleast_1d(np.asarray(E, float)))
     return lambda t: E
@@ -502,13 +526,6 @@ class Transport:
 
         inv_tau = p.field(np.broadcast_to(1.0 / p.tau, self.AD.shape))
 
-        def ijacobian(ts, t, u, udot, shift, J, P):
-            P.zeroEntries()
-            P.setDiagonal(inv_tau)
-            P.shift(shift)
-            if J != P:
-                J.assemble()
-
         check_ts_type(ts_type)
         ts = PETSc.TS().create(comm=m.comm)
         ts.setProblemType(PETSc.TS.ProblemType.NONLINEAR)
@@ -538,15 +555,8 @@ class Transport:
         ts.setRHSFunction(advection, f0.duplicate())
         J = None
         if imex:
-            J = PETSc.Mat().createAIJ(((f0.getLocalSize(), None),) * 2, nnz=1, comm=m.comm)
-            J.setUp()
-            zero = f0.duplicate()
-            zero.set(0.0)
-            J.setDiagonal(zero)  # the diagonal pattern of shift·I + I/τ
-            zero.destroy()
-            J.assemble()
             ts.setIFunction(ifunction, f0.duplicate())
-            ts.setIJacobian(ijacobian, J)
+            J = collision_jacobian(ts, f0, inv_tau)
         ts.solve(f0)
         info = {"solver": f"TS {ts.getType()}", "steps": ts.getStepNumber(),
                 "time": ts.getTime(), "converged_reason": int(ts.getConvergedReason())}

@@ -116,7 +116,7 @@ class Transport4:
         PETSc TS; ARKIMEX treats the collisions implicitly. Returns (f0, info)."""
         from petsc4py import PETSc
 
-        from kinetic.solvers import check_ts_type
+        from kinetic.solvers import check_ts_type, collision_jacobian
 
         p, m = self.p, self.m
         E = p.phys.E
@@ -137,13 +137,6 @@ class Transport4:
 
         inv_tau = m.to_vec(np.broadcast_to(1.0 / np.asarray(p.tau, float), self.VD.shape))
 
-        def ijacobian(ts, t, u, udot, shift, J, P):
-            P.zeroEntries()
-            P.setDiagonal(inv_tau)
-            P.shift(shift)
-            if J != P:
-                J.assemble()
-
         check_ts_type(ts_type)
         ts = PETSc.TS().create(comm=m.comm)
         ts.setProblemType(PETSc.TS.ProblemType.NONLINEAR)
@@ -160,15 +153,8 @@ class Transport4:
         ts.setRHSFunction(advection, f0.duplicate())
         J = None
         if imex:
-            J = PETSc.Mat().createAIJ(((f0.getLocalSize(), None),) * 2, nnz=1, comm=m.comm)
-            J.setUp()
-            zero = f0.duplicate()
-            zero.set(0.0)
-            J.setDiagonal(zero)
-            zero.destroy()
-            J.assemble()
             ts.setIFunction(ifunction, f0.duplicate())
-            ts.setIJacobian(ijacobian, J)
+            J = collision_jacobian(ts, f0, inv_tau)
         ts.solve(f0)
         info = {"solver": f"TS {ts.getType()}", "steps": ts.getStepNumber(),
                 "time": ts.getTime(), "converged_reason": int(ts.getConvergedReason())}
