@@ -62,8 +62,8 @@ class Trimer(Model):
         return d
 
 
-def trimer_ring():
-    s = lambda a, ph=0.0: Sine(0.0, a, float(L), ph)  # noqa: E731
+def trimer_ring(period=L):
+    s = lambda a, ph=0.0: Sine(0.0, a, float(period), ph)  # noqa: E731
     return texture(Trimer(), {"d1": -1.0 + s(0.3), "t12": 0.8 + s(0.2, 1.0),
                               "t": 0.6 + s(0.15, 2.0)})
 

@@ -434,3 +434,58 @@ def test_bad_texture_hall_run_files(tmp_path, capsys, edit, msg):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and msg in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------ N > 2 bands: Moyal engine
+def trimer_residuals(L, mu=0.2, kT=0.08):
+    """max|n_solver − n_exact| for a three-band textured chain (test_moyal.Trimer) with μ in the
+    middle band: first order; every second-order term (ε⁽²⁾ from the Moyal engine); and every
+    term but the energy."""
+    from test_moyal import trimer_ring
+
+    pm = trimer_ring(L)
+    exact = ring_density(pm, L, mu=mu, kT=kT).n
+    no_energy = tuple(t for t in ALL_SECOND if not t.startswith("E2_"))
+    out = []
+    for terms in (("relax_to_corrected_energy",), ALL_SECOND, no_energy):
+        p = Problem("1x1k", pm, (L, 128),
+                    Physics(mu=mu, kT=kT, tau=10.0, E=(0.0,), terms=frozenset(FIRST_ORDER + terms)),
+                    x_range=(-0.5, L - 0.5))
+        f, _ = Transport(p).steady()
+        out.append(np.abs(density(p, f) - exact).max())
+    return out
+
+
+def test_three_band_metal_needs_the_moyal_energy():
+    """N = 3 (no closed forms): residual·L² 1.01, 1.03 at first order, 0.38, 0.32 with A′
+    (three-band term), A″, quadrupole and WK but no ε⁽²⁾ — still L⁻² — and 0.09, 0.04 with the
+    engine's ε⁽²⁾_c for L = 32, 64 (1.02, 0.30, 0.02 at L = 128, slow test): only the complete
+    second-order theory converges as ≈ L⁻³."""
+    r32, r64 = trimer_residuals(32), trimer_residuals(64)
+    assert np.log2(r32[1] / r64[1]) > 2.8  # measured 3.37
+    assert np.log2(r32[0] / r64[0]) < 2.2 and np.log2(r32[2] / r64[2]) < 2.5
+    assert r64[1] < 0.2 * r64[2] < 0.2 * r64[0]
+
+
+@pytest.mark.slow
+def test_three_band_metal_residual_scaling():
+    r64, r128 = trimer_residuals(64), trimer_residuals(128)
+    assert 1.8 < np.log2(r64[0] / r128[0]) < 2.2  # measured 2.01
+    assert np.log2(r64[1] / r128[1]) > 2.8  # measured 3.00
+
+
+@pytest.mark.parametrize("edit,msg", [
+    ({"E": (0.01,)}, "electric_field ≠ 0"),
+    ({"terms_drop": "E2_curv2"}, "one piece"),
+    ({"boundary": "wall"}, "periodic 1x1k rings"),
+])
+def test_three_band_energy_refusals(edit, msg):
+    from test_moyal import trimer_ring
+
+    from kinetic.errors import ConfigError
+
+    terms = set(FIRST_ORDER + ALL_SECOND) - {edit.get("terms_drop")}
+    ph = Physics(mu=0.2, kT=0.08, tau=10.0, E=edit.get("E", (0.0,)), terms=frozenset(terms),
+                 boundary=edit.get("boundary", "periodic"))
+    with pytest.raises(ConfigError, match=msg):
+        Problem("1x1k", trimer_ring(32), (32, 32), ph, x_range=(-0.5, 31.5))
