@@ -30,6 +30,23 @@ import numpy as np
 from kinetic.geometry import band_geometry
 
 
+class ky_slice:
+    """The quasi-1D slice of an x-texture of a 2D band at fixed k_y (a parameter): a 1D symbol
+    H(x, k_x; k_y) with the derivatives in (x, k_x) only (physics.md §4.5, quasi-1D)."""
+
+    dim_x, dim = 1, 1
+
+    def __init__(self, model, ky: float):
+        self.model, self.ky, self.nb = model, float(ky), model.nb
+
+    def evaluate(self, x, k, order=1):
+        k = np.asarray(k, float)
+        kk = np.stack([k[..., 0], np.full(k.shape[:-1], self.ky)], -1)
+        H, dH, *d2 = self.model.evaluate(x, kk, order=order)
+        sub = [0, 1]
+        return (H, dH[..., sub, :, :]) + tuple(d[..., sub, :, :, :][..., :, sub, :, :] for d in d2)
+
+
 def _dspec(F, h: float, axis: int, order: int = 1) -> np.ndarray:
     """order-th spectral derivative along a periodic axis (Nyquist mode dropped for odd orders)."""
     n = F.shape[axis]

@@ -318,18 +318,20 @@ class Problem:
         return band_geometry(*out, n_x=1)
 
     def _moyal_energy(self):
-        """ε⁽²⁾_c of every selected band of an N > 2 band model (1x1k ring) from the Moyal
-        coefficient engine (``kinetic.moyal``) on the full periodic cell-centre and corner
-        grids (spectral in x and k, so the x-mesh must be one periodic texture period); each
-        rank takes its own x-range. Returns (cells (n2, n1l, nb), corners (n2+1, n1l+1, nb))."""
-        from kinetic.moyal import moyal_coefficients
+        """ε⁽²⁾_c of every selected band of an N > 2 band model (1x1k ring; 1x2k per k_y, each
+        k_y a parameter) from the Moyal coefficient engine (``kinetic.moyal``) on the full
+        periodic cell-centre and corner grids (spectral in x and k, so the x-mesh must be one
+        periodic texture period); each rank takes its own x-range. Returns
+        (cells (n2, n1l, dof), corners (n2+1, n1l+1, dof))."""
+        from kinetic.moyal import ky_slice, moyal_coefficients
 
         ph, m = self.phys, self.mesh
         a1, a2 = m.axes
-        if self.layout != "1x1k" or not a1.periodic:
+        if self.layout not in ("1x1k", "1x2k") or not a1.periodic:
             raise ConfigError(f"physics.terms: the E2_* energy of a {self.model.nb}-band model "
                               "comes from the Moyal engine (physics.md §4.7), implemented for "
-                              "periodic 1x1k rings (mesh.x.boundary = \"periodic\") so far")
+                              "periodic 1x1k and 1x2k rings (mesh.x.boundary = \"periodic\") "
+                              "so far")
         if np.any(np.atleast_1d(ph.E)):
             raise ConfigError(f"physics.terms: E2_* with electric_field ≠ 0 for a "
                               f"{self.model.nb}-band model: the Moyal engine takes textures, not "
@@ -339,14 +341,18 @@ class Problem:
             raise ConfigError(f"physics.terms: for N = {self.model.nb} > 2 bands the second-order "
                               f"energy is one piece (Moyal engine); {missing[0]!r} is off — switch "
                               f"on all of {', '.join(sorted(ENERGY_TERMS))} or none")
+        models = ([self.model] if self.layout == "1x1k"
+                  else [ky_slice(self.model, ky) for ky in self.ky])
         out = []
         for shift, stop in ((0.5, 0), (0.0, 1)):  # cell centres, then corners
             x = a1.lo + (np.arange(a1.n) + shift) * a1.h
             k = a2.lo + (np.arange(a2.n) + shift) * a2.h
-            e2 = moyal_coefficients(self.model, x, k).eps2_c[..., list(self.bands)]
             xi = np.mod(np.arange(m.s1, m.e1 + stop), a1.n)
             ki = np.mod(np.arange(m.s2, m.e2 + stop), a2.n)
-            out.append(np.transpose(e2[np.ix_(xi, ki)], (1, 0, 2)))
+            e2 = [moyal_coefficients(pm, x, k).eps2_c[..., list(self.bands)][np.ix_(xi, ki)]
+                  for pm in models]  # each (n1l(+1), n2(+1), nb)
+            e2 = np.stack(e2, -2)  # (.., nfold, nb): k_y-major dof
+            out.append(np.transpose(e2, (1, 0, 2, 3)).reshape(len(ki), len(xi), -1))
         return tuple(out)
 
     def _second_order_energy(self, X, K, delta=2e-3):
@@ -545,8 +551,13 @@ class Problem:
                 self.curv_z = self.curv_z + self._field_shift_curvature(g_corner)
         elif self.layout == "1x2k":
             if ENERGY_TERMS & ph.terms:  # quasi-1D ε⁽²⁾ per k_y (physics.md §4.5)
-                self.eps_cell = self.eps_cell + self._second_order_energy(Q1, Q2)
-                self.eps_corner = self.eps_corner + self._second_order_energy(C1, C2)
+                if self.model.nb > 2:
+                    cell, corner = self._moyal_energy()
+                else:
+                    cell = self._second_order_energy(Q1, Q2)
+                    corner = self._second_order_energy(C1, C2)
+                self.eps_cell = self.eps_cell + cell
+                self.eps_corner = self.eps_corner + corner
             if {"A2_shift_texture", "A2_metric_gradient"} & ph.terms:
                 dkx_x, dky_x, dkxky = self._texture_curvatures_1x2k()
                 self.D = self.D + dkx_x

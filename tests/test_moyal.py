@@ -125,3 +125,63 @@ def test_two_band_energy_is_the_closed_form():
                       + _dspec(gxx, hk, 1, 2))
         closed = second_order_energy(g, n, terms, lap)
         assert np.abs(mc.eps2_c[..., n] - closed).max() < 2e-5 * np.abs(closed).max()
+
+
+class Trimer2D(Trimer):
+    """Stacked trimer chains coupled along y: d2 += 0.4 cos k_y and t13 += 0.25 sin k_y (so each
+    k_y is a different three-band chain, eigenvectors included); lattice 1 Å × 1 Å."""
+
+    name, dim = "trimer2d", 2
+
+    @property
+    def lattice(self):
+        return np.eye(2)
+
+    def _parts2(self, k, p):
+        k = np.asarray(k, float)
+        ky = k[..., 1]
+        H, te = self._parts(k[..., :1], p)
+        H = H + 0.0 * ky[..., None, None]
+        H[..., 1, 1] += 0.4 * np.cos(ky)
+        H[..., 0, 2] += 0.25 * np.sin(ky)
+        H[..., 2, 0] = np.conj(H[..., 0, 2])
+        return H, te, ky
+
+    def hamiltonian(self, k, p=None):
+        return self._parts2(k, self.p(p))[0]
+
+    def dh_dk(self, k, p=None):
+        H, te, ky = self._parts2(k, self.p(p))
+        d = np.zeros(H.shape[:-2] + (2, 3, 3), complex)
+        d[..., 0, 0, 2] = -1j * te
+        d[..., 0, 2, 0] = np.conj(d[..., 0, 0, 2])
+        d[..., 1, 1, 1] = -0.4 * np.sin(ky)
+        d[..., 1, 0, 2] = d[..., 1, 2, 0] = 0.25 * np.cos(ky)
+        return d
+
+    def d2h_dk2(self, k, p=None):
+        H, te, ky = self._parts2(k, self.p(p))
+        d = np.zeros(H.shape[:-2] + (2, 2, 3, 3), complex)
+        d[..., 0, 0, 0, 2] = -te
+        d[..., 0, 0, 2, 0] = np.conj(d[..., 0, 0, 0, 2])
+        d[..., 1, 1, 1, 1] = -0.4 * np.cos(ky)
+        d[..., 1, 1, 0, 2] = d[..., 1, 1, 2, 0] = -0.25 * np.sin(ky)
+        return d
+
+
+def trimer2d_texture(period):
+    s = lambda a, ph=0.0: Sine(0.0, a, float(period), ph)  # noqa: E731
+    return texture(Trimer2D(), {"d1": -1.0 + s(0.3), "t12": 0.8 + s(0.2, 1.0),
+                                "t": 0.6 + s(0.15, 2.0)})
+
+
+def test_trimer2d_derivatives_are_consistent():
+    """The analytic k-derivatives of the test model against central differences."""
+    m, k, h = Trimer2D(), np.array([[0.3, -0.7], [1.1, 2.0]]), 1e-5
+    for a in range(2):
+        e = np.zeros(2)
+        e[a] = h
+        fd = (m.hamiltonian(k + e) - m.hamiltonian(k - e)) / (2 * h)
+        assert np.abs(fd - m.dh_dk(k)[..., a, :, :]).max() < 1e-8
+        fd2 = (m.dh_dk(k + e) - m.dh_dk(k - e)) / (2 * h)
+        assert np.abs(fd2 - m.d2h_dk2(k)[..., a, :, :, :]).max() < 1e-8
