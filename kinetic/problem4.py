@@ -11,7 +11,10 @@ Well-balanced (default, as in ``kinetic.operator``): the operator acts on f − 
 exact fluxes of f_ref = f_FD(ε̃; μ, T) built from Ψ^G_ab = κ_ab G(ε̃), G' = f_FD; these are
 divergence-free too, so the equilibrium of a field-free run is stationary to round-off (V14).
 
-Internal units (eV, Å, ħ = e = k_B = 1). Second-order terms, reservoirs, MUSCL and the
+Second-order terms: the texture connections A′, A″ (with the quadrupole density) of textures
+along x (``kinetic.texture2x2k``), in every curvature block, the plaquette fluxes included —
+so E_y, the Onsager partner of E_x, can be applied to a quasi-1D texture (physics.md §6.5).
+Internal units (eV, Å, ħ = e = k_B = 1). The energy terms, reservoirs, MUSCL and the
 number-conserving collision are not implemented in this layout (ConfigError naming them).
 """
 from __future__ import annotations
@@ -32,6 +35,8 @@ from kinetic.semiclassics import (TERMS, check_solver_terms, corrected_energy, c
                                   symplectic_form)
 
 TWO_PI = 2 * np.pi
+#: second-order terms of 2x2k: the texture connections of an x-texture (``kinetic.texture2x2k``)
+TEXTURE_TERMS = {"A2_shift_texture", "A2_threeband", "A2_metric_gradient", "obs_quadrupole"}
 _CHUNK = 1 << 15  # phase-space points per geometry batch
 
 
@@ -49,10 +54,11 @@ class Problem4:
         self.phys = ph = physics
         self._args = (n, x_range, y_range, comm)
         ph.terms = check_solver_terms(ph.terms)
-        second = sorted(t for t in ph.terms if TERMS[t].order == 2)
+        second = sorted(t for t in ph.terms if TERMS[t].order == 2 and t not in TEXTURE_TERMS)
         if second:
             raise ConfigError(f"physics.terms: {second[0]!r} is not implemented in the 2x2k layout "
-                              "(first-order geometry only; issue #5 extends it)")
+                              f"(it takes {', '.join(sorted(TEXTURE_TERMS))} for x-textures)")
+        self.texture_terms = bool({"A2_shift_texture", "A2_metric_gradient"} & ph.terms)
         for key, bad, allowed in (("solver.reconstruction", ph.reconstruction != "upwind", "upwind"),
                                   ("physics.number_conserving", ph.number_conserving, "false")):
             if bad:
@@ -72,10 +78,25 @@ class Problem4:
         if ph.boundary not in ("periodic", "wall"):
             raise ConfigError(f"mesh.x.boundary = {ph.boundary!r}: the 2x2k layout allows "
                               "periodic, wall")
+        if self.texture_terms:
+            self._check_x_texture(model, x_range, y_range)
         axes = axes_2x2k(model, n, x_range, y_range, ph.boundary)
         self.mesh = PhaseMesh4(axes, len(self.bands), comm=comm)
         self.volume = float(np.prod(self.mesh.h))
         collective(self.mesh.comm, self._evaluate_fields)
+
+    @staticmethod
+    def _check_x_texture(model, x_range, y_range):
+        """The second-order texture terms here are those of x-textures (physics.md §5.2
+        quasi-1D): refuse an H that depends on y (∂_y H ≠ 0 at sample points)."""
+        rng = np.random.default_rng(0)
+        x = np.stack([rng.uniform(*x_range, 64), rng.uniform(*y_range, 64)], -1)
+        k = rng.uniform(-np.pi, np.pi, (64, 2))
+        dHy = model.evaluate(x, k)[1][..., 1, :, :]
+        if np.abs(dHy).max() > 1e-12:
+            raise ConfigError("physics.terms: the second-order texture terms of the 2x2k layout "
+                              "are implemented for textures along x (H independent of y); this "
+                              "texture varies along y")
 
     def with_field(self, E) -> "Problem4":
         n, x_range, y_range, comm = self._args
@@ -107,6 +128,10 @@ class Problem4:
                 eps_t[sl, ..., j] = corrected_energy(g, b, ph.terms, B=ph.B)
                 eps[sl, ..., j] = g.energy[..., b]
                 omega[sl, ..., j, :, :] = symplectic_form(*curvature_blocks(g, b, ph.terms), B=ph.B)
+        if self.texture_terms:  # ω_c = ω + dA⁽²⁾ (x-textures, kinetic.texture2x2k)
+            from kinetic.texture2x2k import curvature
+
+            omega = omega + curvature(self, corner)
         return eps_t, eps, omega
 
     def _evaluate_fields(self):
@@ -128,6 +153,18 @@ class Problem4:
             self.kappa[(a, b)] = dual(w)[..., a, b]
             self.eps_pair[(a, b)] = eps_t
         self.plaquettes = self._plaquette_fluxes()
+        if self.texture_terms:  # + ∮A⁽²⁾: the plaquette fluxes of ω_c stay exactly closed
+            from kinetic.texture2x2k import plaquette_circulation
+
+            for key, val in plaquette_circulation(self).items():
+                self.plaquettes[key] = self.plaquettes[key] + val
+        if "obs_quadrupole" in ph.terms:  # g_{k_x k_x} at the cells, for the quadrupole density
+            X, Y, KX, KY = self.mesh.coordinates((False,) * 4)
+            shape = np.broadcast_shapes(X.shape, Y.shape, KX.shape, KY.shape)
+            xy = np.stack([np.broadcast_to(X, shape), np.broadcast_to(Y, shape)], -1)
+            k = np.stack([np.broadcast_to(KX, shape), np.broadcast_to(KY, shape)], -1)
+            g = band_geometry(*self.model.evaluate(xy, k), n_x=2)
+            self.g_kxkx = g.metric[..., list(self.bands), 2, 2]
         relax = self.eps_cell if "relax_to_corrected_energy" in ph.terms else self.eps_bare
         self.f_loc = fermi((relax - ph.mu) / ph.kT)
         self.tau = cell_relaxation_time(

@@ -65,18 +65,8 @@ def build_problem(run: SolverRun, comm=None, model=None) -> Problem:
             if dim != 1:
                 raise ConfigError("texture.builtin = 'rice_mele_ring' is a 1D texture")
             pm = rice_mele_ring(**{"L": run.x_length, **run.builtin_args})
-        elif run.builtin == "helical":  # V12: U(x) H0 U(x)†, U = exp(−iqxΣ/2)
-            from kinetic.models.texture import helical
-
-            q = float(run.builtin_args["q"])
-            if getattr(model, "Sigma", None) is None:
-                raise ConfigError(f"texture.builtin = 'helical' needs a model with a rotation "
-                                  f"generator Σ (qwz_helical); {model.name!r} has none")
-            period = 2 * np.pi / abs(q)
-            if abs(run.x_length - period) > 1e-9 * period or run.boundary != "periodic":
-                raise ConfigError(f"mesh.x: the helical texture with q = {q:g} 1/Å needs one "
-                                  f"periodic period, length = {period:.12g} Å")
-            pm = helical(model, q, model.Sigma)
+        elif run.builtin == "helical":
+            pm = helical_texture(run, model)
         else:
             pm = texture(model, run.texture, dim_x=1) if run.texture else texture(model, {}, 1)
         n = (run.x_n,) + tuple(run.k)
@@ -128,6 +118,22 @@ def build_problem(run: SolverRun, comm=None, model=None) -> Problem:
     problem = Problem(layout, pm, n, ph, x_range=x_range, k_range=k_range, comm=comm)
     problem.pump = pump
     return problem
+
+
+def helical_texture(run: SolverRun, model):
+    """texture.builtin = "helical": the V12 texture U(x) H0 U(x)†, U = exp(−iqxΣ/2), of a model
+    with a rotation generator Σ, on one periodic period of x."""
+    from kinetic.models.texture import helical
+
+    q = float(run.builtin_args["q"])
+    if getattr(model, "Sigma", None) is None:
+        raise ConfigError(f"texture.builtin = 'helical' needs a model with a rotation generator Σ "
+                          f"(qwz_helical); {model.name!r} has none")
+    period = 2 * np.pi / abs(q)
+    if abs(run.x_length - period) > 1e-9 * period or run.boundary != "periodic":
+        raise ConfigError(f"mesh.x: the helical texture with q = {q:g} 1/Å needs one periodic "
+                          f"period, length = {period:.12g} Å")
+    return helical(model, q, model.Sigma)
 
 
 def needs_full_3d(run: SolverRun, model) -> bool:

@@ -23,8 +23,8 @@ from kinetic.errors import ConfigError
 from kinetic.fileio import atomic_write
 
 
-def _refuse_unsupported(cfg, what):
-    refused = [(cfg.builtin, "texture.builtin"), (cfg.pump, "[pump]"),
+def _refuse_unsupported(cfg, what, builtins=()):
+    refused = [(cfg.builtin and cfg.builtin not in builtins, "texture.builtin"), (cfg.pump, "[pump]"),
                (cfg.exact_reference, "output.exact_reference"),
                (cfg.field_time["kind"] != "static", "physics.field_time"),
                (cfg.checkpoint_steps or cfg.checkpoint_minutes, "solver.checkpoint")]
@@ -71,7 +71,7 @@ def build_problem4(cfg, model, comm):
     from kinetic.models.texture import texture
     from kinetic.problem4 import Problem4
 
-    _refuse_unsupported(cfg, "the 2x2k layout (mesh.y)")
+    _refuse_unsupported(cfg, "the 2x2k layout (mesh.y)", builtins=("helical",))
     if model.dim != 2:
         raise ConfigError(f"mesh.y: x-y textures (2x2k) need a 2D model; {model.name!r} has "
                           f"dim = {model.dim}")
@@ -81,10 +81,51 @@ def build_problem4(cfg, model, comm):
     if len(E) != 2:
         raise ConfigError(f"physics.electric_field = {list(E)}: give 2 components (V/m)")
     ph = _physics(cfg, model, E, units.tesla_to_internal(cfg.magnetic_field_T))
-    pm = texture(model, cfg.texture, dim_x=2) if cfg.texture else model
+    if cfg.builtin == "helical":  # the V12 texture along x, seen in the x-y plane
+        from kinetic.models.texture import along_x
+        from kinetic.run import helical_texture
+
+        pm = along_x(helical_texture(cfg, model))
+    else:
+        pm = texture(model, cfg.texture, dim_x=2) if cfg.texture else model
     n = (cfg.x_n, cfg.y_n) + tuple(cfg.k)
     return Problem4(pm, n, ph, x_range=(cfg.x_start, cfg.x_start + cfg.x_length),
                     y_range=(0.0, cfg.y_length), comm=comm)
+
+
+def onsager_texture_hall(tr, f_x, f_eq, rows, t0) -> dict:
+    """The τ⁰ Hall conductivity of an x-texture with its Onsager partner (physics.md §6.5): the
+    E = (E_x, 0) state ``f_x`` is given; solve (E_x, 0) at τ/2 and (0, E_x) at τ and τ/2; with
+    j[0] (``f_eq``) subtracted, σ_yx = Δj_y/E_x and σ_xy = Δj_x/E_y at τ and τ/2, extrapolated
+    linearly to τ⁰, and σ_H = ½(σ_xy − σ_yx). x-y fields and box means (S, e²/h)."""
+    p = tr.p
+    E = float(p.phys.E[0])
+    j0 = -tr.current(f_eq, E=(0.0, 0.0))
+    tau = p.tau
+
+    def sigma(fvec, Ev, comp):
+        return (-tr.current(fvec, E=Ev) - j0)[..., comp] / E
+
+    sig = {("yx", 1.0): sigma(f_x, (E, 0.0), 1)}
+    for label, Ev, comp in (("yx", (E, 0.0), 1), ("xy", (0.0, E), 0)):
+        for scale in ((0.5, 1.0) if label == "xy" else (0.5,)):
+            p.tau = tau * scale
+            g, info = tr.steady(E=Ev)
+            p.tau = tau
+            rows.append([f"texture_hall_{label}_tau{'' if scale == 1.0 else '_half'}",
+                         info["iterations"], info["residual"], info["converged_reason"],
+                         time.perf_counter() - t0])
+            sig[(label, scale)] = sigma(g, Ev, comp)
+            g.destroy()
+    s0 = {lab: 2 * sig[(lab, 0.5)] - sig[(lab, 1.0)] for lab in ("yx", "xy")}
+    s0["H"] = 0.5 * (s0["xy"] - s0["yx"])
+    out = {"xy_fields": {f"sigma_{lab}_tau0": v for lab, v in s0.items()}}
+    fac = units.E2_HBAR  # e²/ħ (sheet) -> S
+    for lab, v in s0.items():
+        mean = float(tr.mean(v))
+        out[f"texture_hall_sigma_{lab}_tau0"] = {"value": mean * fac, "unit": "S"}
+        out[f"texture_hall_sigma_{lab}_tau0_e2h"] = {"value": mean * 2 * np.pi, "unit": "e^2/h"}
+    return out
 
 
 def observables3k(tr, f, f_eq=None) -> dict:
@@ -169,6 +210,12 @@ def run_assembled(cfg, model, comm, outdir, say, quiet, t0, mem=None) -> dict:
             f_eq, ref = tr.steady(E=zero)
             rows.append(["reference_E0", ref["iterations"], ref["residual"],
                          ref["converged_reason"], time.perf_counter() - t0])
+        hall = None
+        if cfg.texture_hall:
+            if not xy:
+                raise ConfigError("output.texture_hall = true: for x-textures (mesh.x, and mesh.y "
+                                  "for the Onsager pair)")
+            hall = onsager_texture_hall(tr, f, f_eq, rows, t0)
         diag = _csv(["solve", "iterations", "residual", "converged_reason", "wall_s"], rows)
     else:
         nkey = "mean_density" if xy else "density"
@@ -194,6 +241,9 @@ def run_assembled(cfg, model, comm, outdir, say, quiet, t0, mem=None) -> dict:
         unit = series[0][1][nkey]["unit"]
         diag = _csv(["step", "t_fs", f"{nkey}_{unit}", "drift_rel", "wall_s"], rows)
     obs = obs_of(tr, f, f_eq)
+    if cfg.mode == "steady" and hall is not None:
+        obs["xy_fields"].update(hall.pop("xy_fields"))
+        obs.update(hall)
     xyf = {k: m.gather_xy(v) for k, v in obs.pop("xy_fields", {}).items()}
     fgrid = m.gather(f)
     for v in (f, f_eq):
@@ -234,7 +284,8 @@ def _write_outputs4(outdir, m, xy, fgrid, summary, series, diag, say) -> None:
     unit_map = dict(zip(names, kunits))
     fields["f"], unit_map["f"] = fgrid, f"occupation {fshape}"
     for key, vals in xy.items():
-        fac, unit = (nfac, nunit) if key == "n" else (jfac, "A/m")
+        fac, unit = ((nfac, nunit) if key == "n" else (units.E2_HBAR, "S")
+                     if key.startswith("sigma_") else (jfac, "A/m"))
         fields[key] = vals * fac
         unit_map[key] = f"{unit} (N_x, N_y)"
     if xy:

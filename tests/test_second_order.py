@@ -477,7 +477,7 @@ def test_three_band_metal_residual_scaling():
 @pytest.mark.parametrize("edit,msg", [
     ({"E": (0.01,)}, "electric_field ≠ 0"),
     ({"terms_drop": "E2_curv2"}, "one piece"),
-    ({"boundary": "wall"}, "periodic 1x1k rings"),
+    ({"boundary": "wall"}, "periodic 1x1k and 1x2k rings"),
 ])
 def test_three_band_energy_refusals(edit, msg):
     from test_moyal import trimer_ring

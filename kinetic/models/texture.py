@@ -628,3 +628,34 @@ def midpoint_lattice(model: PhaseSpaceModel, L: int, a: float = 1.0, k_perp=(), 
         M[src, :, dst, :] += np.swapaxes(h, -1, -2).conj()
     M = M.reshape(L * nb, L * nb)
     return M
+
+
+class AlongX(PhaseSpaceModel):
+    """An x-texture of a 2D band (dim_x = 1) seen in the x-y plane (dim_x = 2): H(x, y, k) =
+    H(x, k), ∂_y H = 0 — e.g. the helical V12 texture in the 2x2k layout."""
+
+    dim_x = 2
+
+    def __init__(self, inner: PhaseSpaceModel):
+        if inner.dim_x != 1 or inner.dim != 2:
+            raise ModelError("along_x needs an x-texture (dim_x = 1) of a 2D model")
+        self.inner, self.model, self.nb, self.dim = inner, inner.model, inner.nb, 2
+
+    def _evaluate(self, x, k, order):
+        out = self.inner.evaluate(x[..., :1], k, order=order)
+        if order == 0:
+            return out
+        H, dH = out[0], out[1]
+        z = np.zeros_like(dH[..., :1, :, :])
+        res = (H, np.concatenate([dH[..., :1, :, :], z, dH[..., 1:, :, :]], axis=-3))
+        if order == 2:
+            d2 = out[2]  # (..., 3, 3, nb, nb) over (x, k_x, k_y) -> (..., 4, 4) with y zero
+            full = np.zeros(d2.shape[:-4] + (4, 4) + d2.shape[-2:], complex)
+            idx = [0, 2, 3]
+            full[..., np.ix_(idx, idx)[0], np.ix_(idx, idx)[1], :, :] = d2
+            res = res + (full,)
+        return res
+
+
+def along_x(inner: PhaseSpaceModel) -> AlongX:
+    return AlongX(inner)
