@@ -234,7 +234,25 @@ def test_refuses_a_1d_model():
 
 
 # ------------------------------------------------------------------ MPI
-def _parallel_and_serial(run):
+def _texture_problem(comm):
+    return problem(n=(6, 4, 12, 10), mu=-1.0, kT=0.1, tau=4.0, E=(0.02, -0.01), comm=comm)
+
+
+def _helical_problem(comm):
+    """An x-texture with the second-order connections and a field with both components."""
+    from kinetic.models.catalogue import get_model
+    from kinetic.models.texture import along_x, helical
+    from kinetic.problem4 import Problem4
+    from kinetic.semiclassics import FIRST_ORDER
+
+    H0 = get_model("qwz_helical", q=0.0)
+    return Problem4(along_x(helical(H0, 0.1, H0.Sigma)), (8, 2, 12, 12),
+                    Physics(mu=-1.25, kT=0.1, tau=5.0, E=(1e-3, 2e-3),
+                            terms=frozenset(FIRST_ORDER + TEXTURE_SECOND)),
+                    x_range=(0.0, 2 * np.pi / 0.1), y_range=(0.0, 2.0), comm=comm)
+
+
+def _parallel_and_serial(run, build=_texture_problem):
     """run(transport, problem) -> f Vec on COMM_WORLD and on COMM_SELF: gathered f, mean n, j."""
     from petsc4py import PETSc
 
@@ -246,7 +264,7 @@ def _parallel_and_serial(run):
     out = {}
     try:
         for name, comm in (("world", PETSc.COMM_WORLD), ("self", PETSc.COMM_SELF)):
-            p = problem(n=(6, 4, 12, 10), mu=-1.0, kT=0.1, tau=4.0, E=(0.02, -0.01), comm=comm)
+            p = build(comm)
             tr = Transport4(p)
             f = run(tr, p)
             out[name] = (p.mesh.gather(f), tr.mean(tr.density(f)), tr.mean(tr.current(f)))
@@ -266,6 +284,12 @@ def _assert_same(par, ser):
 @pytest.mark.mpi(min_size=2)
 def test_2x2k_steady_parallel_equals_serial():
     _assert_same(*_parallel_and_serial(lambda tr, p: tr.steady()[0]))
+
+
+@pytest.mark.mpi(min_size=2)
+def test_2x2k_second_order_parallel_equals_serial():
+    """x-derivatives of the second-order connections cross the rank boundary in x."""
+    _assert_same(*_parallel_and_serial(lambda tr, p: tr.steady()[0], build=_helical_problem))
 
 
 @pytest.mark.mpi(min_size=2)

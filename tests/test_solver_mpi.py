@@ -116,6 +116,22 @@ def build_more(kind, comm):
                                                     "A2_metric_gradient", "obs_quadrupole")))
         pm = texture(get_model("qwz", M=1.0), {"M": Sine(mean=1.0, amplitude=0.3, period=16.0)})
         return Problem("1x2k", pm, (16, 16, 12), ph, x_range=(0.0, 16.0), comm=comm)
+    if kind in ("moyal_1x1k", "e2_1x2k"):  # ε⁽²⁾: Moyal engine (N = 3) / quasi-1D closed forms
+        from test_moyal import trimer2d_texture, trimer_ring
+        from kinetic.semiclassics import FIRST_ORDER
+
+        terms = frozenset(FIRST_ORDER + ("E2_quadrupole", "E2_bcp", "E2_curv2",
+                                         "E2_metric_laplacian", "A2_shift_texture", "A2_threeband"))
+        if kind == "moyal_1x1k":
+            return Problem("1x1k", trimer_ring(16), (16, 32),
+                           Physics(mu=0.2, kT=0.08, tau=5.0, E=(0.0,), terms=terms),
+                           x_range=(-0.5, 15.5), comm=comm)
+        from kinetic.models.texture import Sine, texture
+
+        pm = texture(get_model("qwz", M=1.0), {"M": Sine(mean=1.0, amplitude=0.3, period=16.0)})
+        return Problem("1x2k", pm, (16, 16, 6), Physics(mu=-1.0, kT=0.1, tau=5.0, E=(0.01,),
+                                                        terms=terms), x_range=(0.0, 16.0),
+                       comm=comm)
     if kind == "A2_shift":
         from kinetic.semiclassics import FIRST_ORDER
 
@@ -166,14 +182,15 @@ def test_muscl_parallel_equals_serial(layout, mode, monkeypatch):
 
 @pytest.mark.mpi(min_size=2)
 @pytest.mark.parametrize("kind", ["1x2k", "number_conserving", "A2_shift", "1x2k_second",
-                                  "number_conserving_steady"])
+                                  "number_conserving_steady", "moyal_1x1k", "e2_1x2k"])
 def test_more_paths_parallel_equals_serial(kind, monkeypatch):
     import test_solver_mpi as mod
 
     monkeypatch.setattr(mod, "build", lambda layout, comm: build_more(kind, comm))
 
     def run(tr, p):
-        if kind in ("1x2k", "A2_shift", "1x2k_second", "number_conserving_steady"):
+        if kind in ("1x2k", "A2_shift", "1x2k_second", "number_conserving_steady", "moyal_1x1k",
+                    "e2_1x2k"):
             return tr.steady()[0]
         f = p.field(p.f_loc * 0.9)
         tr.transient(f, 2.0, ts_type="ssp", dt=0.01)
