@@ -1,4 +1,6 @@
-"""PETSc solvers and moments for the 2x2k layout (``kinetic.problem4``).
+"""PETSc solvers for the layouts assembled by COO — 2x2k (``kinetic.problem4``) and the full
+3-D k-mesh (``kinetic.problem3k``, whose current is ``Problem3K.number_current``) — and the
+2x2k moments.
 
 Semi-discrete equation per cell (volume V = h_x h_y h_kx h_ky, density D):
 
@@ -20,7 +22,7 @@ TWO_PI = 2 * np.pi
 
 
 class Transport4:
-    """Steady and transient solves of one ``Problem4``."""
+    """Steady and transient solves of one ``Problem4`` or ``Problem3K``."""
 
     def __init__(self, problem):
         self.p = problem

@@ -227,7 +227,7 @@ def test_weyl_nodes_are_the_anomaly_sources():
     from kinetic.models.catalogue import MatrixTightBinding
 
     k0 = 1.3
-    s0, sz = np.eye(2), np.diag([1.0, -1.0])
+    sz = np.diag([1.0, -1.0])
     sx, sy = np.array([[0, 1], [1, 0]]), np.array([[0, -1j], [1j, 0]])
     weyl = MatrixTightBinding((2 + np.cos(k0)) * sz, {(1, 0, 0): (-sz + 1j * sx) / 2,
                                                      (0, 1, 0): (-sz + 1j * sy) / 2,

@@ -117,7 +117,7 @@ def build_more(kind, comm):
         pm = texture(get_model("qwz", M=1.0), {"M": Sine(mean=1.0, amplitude=0.3, period=16.0)})
         return Problem("1x2k", pm, (16, 16, 12), ph, x_range=(0.0, 16.0), comm=comm)
     if kind in ("moyal_1x1k", "e2_1x2k"):  # ε⁽²⁾: Moyal engine (N = 3) / quasi-1D closed forms
-        from test_moyal import trimer2d_texture, trimer_ring
+        from test_moyal import trimer_ring
         from kinetic.semiclassics import FIRST_ORDER
 
         terms = frozenset(FIRST_ORDER + ("E2_quadrupole", "E2_bcp", "E2_curv2",
