@@ -37,10 +37,27 @@ def wigner_kirkwood_density(p) -> np.ndarray:
 
 
 def quadrupole_density(p, f) -> np.ndarray:
-    """½ ∂²_x Σ_n ∫dk/2π g^n_kk f_n (physics.md §6.1), second difference across x-cells
-    (neighbour columns by a ghost exchange on the companion x-DMDA). Collective."""
-    q = _with_x_neighbours(p, (p.g_kk * f).sum(axis=(0, 2)) * p.measure())
-    return 0.5 * (q[2:] - 2 * q[1:-1] + q[:-2]) / p.mesh.axes[0].h**2
+    """½ ∂²_x Σ_n ∫dk/2π g^n_kk f_n (physics.md §6.1): on a periodic ring two spectral first
+    derivatives of the gathered moment, else the second difference across x-cells (neighbour
+    columns by a ghost exchange on the companion x-DMDA). Collective."""
+    Q = (p.g_kk * f).sum(axis=(0, 2)) * p.measure()
+    m = p.mesh
+    if m.axes[0].periodic:  # spectral, two first derivatives (as Ω″ in Problem)
+        return 0.5 * _ring_dx(p, _ring_dx(p, _ring(p, Q)))[m.s1:m.e1]
+    q = _with_x_neighbours(p, Q)
+    return 0.5 * (q[2:] - 2 * q[1:-1] + q[:-2]) / m.axes[0].h**2
+
+
+def _ring(p, Q) -> np.ndarray:
+    """An x-moment (n1l,) of every rank gathered into the whole ring (N1,). Collective."""
+    return np.concatenate(p.mesh.comm.tompi4py().allgather(np.asarray(Q)))
+
+
+def _ring_dx(p, F) -> np.ndarray:
+    """Spectral ∂_x of a whole-ring x-moment (N1,)."""
+    from kinetic.problem import spectral_derivative
+
+    return spectral_derivative(F, p.mesh.axes[0].h, 0)
 
 
 def quadrupole_current(transport, fvec, E=None) -> np.ndarray:
@@ -53,7 +70,10 @@ def quadrupole_current(transport, fvec, E=None) -> np.ndarray:
     E = p.phys.E if E is None else E
     f = p.mesh.local_view(fvec)
     dfdt = -transport.flux_divergence(fvec, E) / transport.AD - (f - p.local_equilibrium(f)) / p.tau
-    q = _with_x_neighbours(p, (p.g_kk * dfdt).sum(axis=(0, 2)) * p.measure())
+    Qdot = (p.g_kk * dfdt).sum(axis=(0, 2)) * p.measure()
+    if p.mesh.axes[0].periodic:  # the spectral derivative of quadrupole_density
+        return -0.5 * _ring_dx(p, _ring(p, Qdot))[p.mesh.s1:p.mesh.e1]
+    q = _with_x_neighbours(p, Qdot)
     return -0.5 * (q[2:] - q[:-2]) / (2 * p.mesh.axes[0].h)
 
 

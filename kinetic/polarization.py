@@ -10,8 +10,8 @@ x-fields per owned x-cell, from the distribution f (n_k, n_xl, bands):
 
 In an insulator −∂_x P⁽ᵍ⁾ + ½∂²_x Q = ½∂_x ∫_BZ ∂_k g_kx = 0: the metric-gradient polarization and
 the quadrupole cancel in static densities; they do not in metals. The derivatives are the
-solver's own differences (``polarization_fields``), so the split adds up to the solver's
-second-order density. The charge fields are −e times these. Present when the corresponding terms are on: P_shift with A2_shift_texture or
+solver's own (spectral on a periodic ring, face differences on an open x-range), so the split
+adds up to the solver's second-order density. The charge fields are −e times these. Present when the corresponding terms are on: P_shift with A2_shift_texture or
 A2_shift_field, P_metric and Q with A2_metric_gradient.
 """
 from __future__ import annotations
@@ -76,6 +76,8 @@ def polarization_fields(p, fvec) -> dict:
     to round-off; the cell values reported are the averages of the two faces. Collective."""
     if p.layout != "1x1k":
         return {}
+    if p.mesh.axes[0].periodic:
+        return _periodic_fields(p, fvec)
     ph, m = p.phys, p.mesh
     a1, a2 = m.axes
     meas = p.measure()  # Δk/2π
@@ -125,4 +127,48 @@ def polarization_fields(p, fvec) -> dict:
     if shift or metric:
         bound = -(P_face[1:] - P_face[:-1]) / a1.h
         out["n_bound"] = bound + (0.5 * _dxx(p, out["Q"]) if metric else 0.0)
+    return out
+
+
+def _periodic_fields(p, fvec) -> dict:
+    """The split on a periodic ring with the solver's spectral derivatives
+    (``Problem._periodic_curvatures``, ``observables.quadrupole_density``): A′_k and
+    A″_k = ½(∂_x g_kk − ∂_k g_kx) at the cells, n_bound = −∂_x(P′ + P⁽ᵍ⁾) + ½ ∂_x ∂_x Q."""
+    from kinetic.observables import _ring, _ring_dx
+    from kinetic.problem import spectral_derivative
+
+    ph, m = p.phys, p.mesh
+    a1, a2 = m.axes
+    f = m.local_view(fvec)
+    meas = p.measure()
+    K, X = np.meshgrid(a2.centres(0, a2.n), a1.centres(0, a1.n), indexing="ij")
+    H, dH = p.model.evaluate(X[..., None], K[..., None])
+    g = band_geometry(H, dH, n_x=1)  # the whole ring (n_k, n_x)
+    own = slice(m.s1, m.e1)
+    shift = bool({"A2_shift_texture", "A2_shift_field"} & ph.terms)
+    metric = "A2_metric_gradient" in ph.terms
+    three = "A2_threeband" in ph.terms
+    out = {"n_berry": 0.0}
+    for j, b in enumerate(p.bands):
+        fb = f[..., j]
+        if "berry_kx" in ph.terms:
+            out["n_berry"] = out["n_berry"] + (fb * g.curvature[:, own, b, 1, 0]).sum(0) * meas
+        if shift:
+            A_tex = positional_shift(g, b, threeband=three)[..., 1]
+            A = A_tex if "A2_shift_texture" in ph.terms else np.zeros(A_tex.shape)
+            if "A2_shift_field" in ph.terms:
+                A = A + positional_shift(p._with_field(g), b, threeband=three)[..., 1] - A_tex
+            out["P_shift"] = out.get("P_shift", 0.0) + (fb * A[:, own]).sum(0) * meas
+        if metric:
+            gkk, gkx = g.metric[..., b, 1, 1], g.metric[..., b, 1, 0]
+            A2 = 0.5 * (spectral_derivative(gkk, a1.h, 1) - spectral_derivative(gkx, a2.h, 0))
+            out["P_metric"] = out.get("P_metric", 0.0) + (fb * A2[:, own]).sum(0) * meas
+            out["Q"] = out.get("Q", 0.0) + (fb * gkk[:, own]).sum(0) * meas
+    out = {key: np.broadcast_to(val, (m.e1 - m.s1,)).astype(float) for key, val in out.items()}
+    if shift or metric:
+        P = _ring(p, out.get("P_shift", 0.0) + out.get("P_metric", 0.0))
+        bound = -_ring_dx(p, P)
+        if metric:
+            bound = bound + 0.5 * _ring_dx(p, _ring_dx(p, _ring(p, out["Q"])))
+        out["n_bound"] = bound[own]
     return out

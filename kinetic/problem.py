@@ -380,6 +380,36 @@ class Problem:
                                    None if lap is None else lap[..., b]) for b in self.bands]
         return np.stack(out, -1).reshape(X.shape + (-1,))
 
+    def _periodic_curvatures(self):
+        """1x1k on a periodic ring: Ω′_kx = ∂_k A′_x − ∂_x A′_k (A2_shift_texture, A2_threeband,
+        A2_shift_field) plus Ω″_kx = −½ ∂_a∂_bσ_ab (A2_metric_gradient) at the owned cells, from
+        the geometry on the whole cell grid (every rank evaluates the full ring: 1D, cheap) with
+        spectral derivatives in x and k; second derivatives are two first derivatives, as in the
+        quadrupole density (``kinetic.observables``), so that Ω″ and the quadrupole cancel in
+        insulators to round-off. Σ Ω over the torus vanishes (no k = 0 mode in a derivative)."""
+        ph, m = self.phys, self.mesh
+        a1, a2 = m.axes
+        K, X = np.meshgrid(a2.centres(0, a2.n), a1.centres(0, a1.n), indexing="ij")
+        H, dH = self.model.evaluate(X[..., None], K[..., None])
+        g = band_geometry(H, dH, n_x=1)  # (n_k, n_x)
+        dx = lambda F: spectral_derivative(F, a1.h, 1)  # noqa: E731
+        dk = lambda F: spectral_derivative(F, a2.h, 0)  # noqa: E731
+        three = "A2_threeband" in ph.terms
+        out = []
+        for b in self.bands:
+            O = np.zeros(K.shape)
+            if {"A2_shift_texture", "A2_shift_field"} & ph.terms:
+                A_tex = positional_shift(g, b, threeband=three)
+                Ap = A_tex if "A2_shift_texture" in ph.terms else np.zeros(A_tex.shape)
+                if "A2_shift_field" in ph.terms:  # V = eE·x in every ε̄: both A′_x and A′_k
+                    Ap = Ap + positional_shift(self._with_field(g), b, threeband=three) - A_tex
+                O = O + dk(Ap[..., 0]) - dx(Ap[..., 1])
+            if "A2_metric_gradient" in ph.terms:
+                G = g.metric[..., b, :, :]  # [x, k] blocks
+                O = O - 0.5 * (dx(dx(G[..., 1, 1])) - 2 * dx(dk(G[..., 1, 0])) + dk(dk(G[..., 0, 0])))
+            out.append(O[:, m.s1:m.e1])
+        return np.stack(out, -1)
+
     def _metric_curvature(self, g_cell, g_corner):
         """Cell averages of Ω″_kx = −½ ∂_a∂_b σ_ab = −½ ∂_a V_a, V = ∂_b σ_ab (1x1k;
         physics.md §4.3): V_x = ∂_x g_kk − ∂_k g_kx on x-faces, V_k = ∂_k g_xx − ∂_x g_kx on
@@ -460,15 +490,16 @@ class Problem:
         A2_threeband; physics.md §4.2) and the metric-gradient connection A″ (A2_metric_gradient,
         §4.3: A″_{k_i} = ½(∂_x g_{k_i k_x} − ∂_{k_x} g_{k_i x}), A″_x = ½(∂_x g_{x k_x} − ∂_{k_x}
         g_{xx}), y-independent), Ω_ab = ∂_a A_b − ∂_b A_a. k_x and k_y derivatives are spectral
-        (the whole periodic zone is local); x-derivatives are central differences of values at
-        cell centres extended by two cells on each side (the model is evaluated there), so the
-        sums over a periodic ring telescope. D gains Ω_{k_x x} (D = 1 + Ω_{k_x x} for y-independent
+        (the whole periodic zone is local); x-derivatives are spectral too on a periodic ring
+        (every rank evaluates the whole ring) and central differences of values at cell centres
+        extended by two cells on each side otherwise. D gains Ω_{k_x x} (D = 1 + Ω_{k_x x} for y-independent
         textures, physics.md §3.2), the transverse velocity the other two (§5.2)."""
         a1, a2 = self.mesh.axes
         m, ph = self.mesh, self.phys
-        ext = 2
-        x = a1.centres(m.s1 - ext, m.e1 + ext)
-        K, X = np.meshgrid(a2.centres(m.s2, m.e2), x, indexing="ij")  # (n2, n1l + 4)
+        ring = a1.periodic  # the whole ring on every rank, spectral in x (physics.md §2 rule 3)
+        ext = 0 if ring else 2
+        x = a1.centres(0, a1.n) if ring else a1.centres(m.s1 - ext, m.e1 + ext)
+        K, X = np.meshgrid(a2.centres(m.s2, m.e2), x, indexing="ij")  # (n2, n_x)
         kyb = np.broadcast_to(self.ky, K.shape + self.ky.shape)
         k = np.stack([np.broadcast_to(K[..., None], kyb.shape), kyb], axis=-1)
         H, dH = self.model.evaluate(np.broadcast_to(X[..., None, None], kyb.shape + (1,)), k)
@@ -479,8 +510,12 @@ class Problem:
         hx, hkx, hky = a1.h, a2.h, self._ky_axis.h
         dkx = lambda F: spectral_derivative(F, hkx, 0)  # noqa: E731
         dky = lambda F: spectral_derivative(F, hky, 2)  # noqa: E731
-        dx = lambda F: (F[:, 2:] - F[:, :-2]) / (2 * hx)  # noqa: E731  (drops one cell per side)
-        inner = lambda F, n: F[:, n:F.shape[1] - n]  # noqa: E731
+        if ring:
+            dx = lambda F: spectral_derivative(F, hx, 1)  # noqa: E731
+            inner = lambda F, n: F  # noqa: E731
+        else:
+            dx = lambda F: (F[:, 2:] - F[:, :-2]) / (2 * hx)  # noqa: E731  (drops a cell per side)
+            inner = lambda F, n: F[:, n:F.shape[1] - n]  # noqa: E731
         X_, KX, KY = 0, 2, 3
         blocks = ([], [], [])
         for b in self.bands:
@@ -493,13 +528,13 @@ class Problem:
                 Ax = Ax + 0.5 * (dx(G[..., X_, KX]) - inner(dkx(G[..., X_, X_]), 1))
                 Akx = Akx + 0.5 * (dx(G[..., KX, KX]) - inner(dkx(G[..., KX, X_]), 1))
                 Aky = Aky + 0.5 * (dx(G[..., KY, KX]) - inner(dkx(G[..., KY, X_]), 1))
-            Ax, Akx, Aky = (np.broadcast_to(A, g.energy[:, 1:-1, ..., 0].shape)
+            Ax, Akx, Aky = (np.broadcast_to(A, inner(g.energy, 1)[..., 0].shape)
                             for A in (Ax, Akx, Aky))
             blocks[0].append(inner(dkx(Ax), 1) - dx(Akx))  # Ω_{k_x x}
             blocks[1].append(inner(dky(Ax), 1) - dx(Aky))  # Ω_{k_y x}
             blocks[2].append(inner(dkx(Aky) - dky(Akx), 1))  # Ω_{k_x k_y}
-        shape = self.D.shape
-        return tuple(np.stack(bl, -1).reshape(shape) for bl in blocks)
+        shape, own = self.D.shape, slice(m.s1, m.e1) if ring else slice(None)
+        return tuple(np.stack(bl, -1)[:, own].reshape(shape) for bl in blocks)
 
     def _evaluate_fields(self):
         m, ph = self.mesh, self.phys
@@ -572,10 +607,14 @@ class Problem:
                     corner = self._second_order_energy(C1, C2)
                 self.eps_cell = self.eps_cell + cell
                 self.eps_corner = self.eps_corner + corner
-            if {"A2_shift_texture", "A2_shift_field"} & ph.terms:
-                self.D = self.D + self._shift_curvature(g_corner)
-            if "A2_metric_gradient" in ph.terms:
-                self.D = self.D + self._metric_curvature(g, g_corner)
+            curved = {"A2_shift_texture", "A2_shift_field", "A2_metric_gradient"} & ph.terms
+            if curved and self.mesh.axes[0].periodic:  # spectral in x and k (physics.md §2)
+                self.D = self.D + self._periodic_curvatures()
+            else:  # open x: exact discrete circulation / telescoping second differences
+                if {"A2_shift_texture", "A2_shift_field"} & ph.terms:
+                    self.D = self.D + self._shift_curvature(g_corner)
+                if "A2_metric_gradient" in ph.terms:
+                    self.D = self.D + self._metric_curvature(g, g_corner)
         if "obs_quadrupole" in ph.terms:
             self.g_kk = np.stack([g.metric[..., b, 1, 1] for b in self.bands],
                                  -1).reshape(Q1.shape + (-1,))  # g_{k_x k_x}
