@@ -59,6 +59,11 @@ class Problem4:
             raise ConfigError(f"physics.terms: {second[0]!r} is not implemented in the 2x2k layout "
                               f"(it takes {', '.join(sorted(TEXTURE_TERMS))} for x-textures)")
         self.texture_terms = bool({"A2_shift_texture", "A2_metric_gradient"} & ph.terms)
+        if self.texture_terms and ph.B != 0:
+            raise ConfigError("physics.terms: the second-order texture terms together with "
+                              "physics.magnetic_field ≠ 0 are not specified (physics.md §4.8 gives "
+                              "no B-dependent second-order terms); set magnetic_field = 0 or switch "
+                              "them off")
         for key, bad, allowed in (("solver.reconstruction", ph.reconstruction != "upwind", "upwind"),
                                   ("physics.number_conserving", ph.number_conserving, "false")):
             if bad:

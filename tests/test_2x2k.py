@@ -494,9 +494,11 @@ def test_x_texture_with_second_order_terms_is_the_1x2k_layout():
 
 
 @pytest.mark.usefixtures("petsc")
-def test_second_order_terms_refused_for_textures_along_y():
+def test_second_order_terms_refused_for_textures_along_y_and_with_B():
     with pytest.raises(ConfigError, match="textures along x"):
         problem(terms=frozenset(("berry_kk", "berry_kx", "A2_shift_texture")))
+    with pytest.raises(ConfigError, match="magnetic_field"):
+        problem(terms=frozenset(("berry_kk", "A2_shift_texture")), B=0.01)
 
 
 @pytest.mark.slow
