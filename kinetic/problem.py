@@ -317,6 +317,16 @@ class Problem:
             out = (H, dH[..., sub, :, :]) + tuple(d[..., sub, :, :, :][..., :, sub, :, :] for d in d2)
         return band_geometry(*out, n_x=1)
 
+    def _add_second_order_energy(self, Q1, Q2, C1, C2):
+        """ε̃ += ε⁽²⁾_c at the cells (Q1, Q2) and corners (C1, C2): the two-band closed forms,
+        or for N > 2 bands the Moyal engine (no closed forms, physics.md §4.5, §4.7)."""
+        if self.model.nb > 2:
+            cell, corner = self._moyal_energy()
+        else:
+            cell, corner = self._second_order_energy(Q1, Q2), self._second_order_energy(C1, C2)
+        self.eps_cell = self.eps_cell + cell
+        self.eps_corner = self.eps_corner + corner
+
     def _moyal_energy(self):
         """ε⁽²⁾_c of every selected band of an N > 2 band model (1x1k ring; 1x2k per k_y, each
         k_y a parameter) from the Moyal coefficient engine (``kinetic.moyal``) on the full
@@ -586,13 +596,7 @@ class Problem:
                 self.curv_z = self.curv_z + self._field_shift_curvature(g_corner)
         elif self.layout == "1x2k":
             if ENERGY_TERMS & ph.terms:  # quasi-1D ε⁽²⁾ per k_y (physics.md §4.5)
-                if self.model.nb > 2:
-                    cell, corner = self._moyal_energy()
-                else:
-                    cell = self._second_order_energy(Q1, Q2)
-                    corner = self._second_order_energy(C1, C2)
-                self.eps_cell = self.eps_cell + cell
-                self.eps_corner = self.eps_corner + corner
+                self._add_second_order_energy(Q1, Q2, C1, C2)
             if {"A2_shift_texture", "A2_metric_gradient"} & ph.terms:
                 dkx_x, dky_x, dkxky = self._texture_curvatures_1x2k()
                 self.D = self.D + dkx_x
@@ -600,13 +604,7 @@ class Problem:
                 self.curv_kxky = self.curv_kxky + dkxky
         else:
             if ENERGY_TERMS & ph.terms:
-                if self.model.nb > 2:  # no closed forms: the Moyal engine (physics.md §4.7)
-                    cell, corner = self._moyal_energy()
-                else:
-                    cell = self._second_order_energy(Q1, Q2)
-                    corner = self._second_order_energy(C1, C2)
-                self.eps_cell = self.eps_cell + cell
-                self.eps_corner = self.eps_corner + corner
+                self._add_second_order_energy(Q1, Q2, C1, C2)
             curved = {"A2_shift_texture", "A2_shift_field", "A2_metric_gradient"} & ph.terms
             if curved and self.mesh.axes[0].periodic:  # spectral in x and k (physics.md §2)
                 self.D = self.D + self._periodic_curvatures()
