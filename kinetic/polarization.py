@@ -74,6 +74,8 @@ def polarization_fields(p, fvec) -> dict:
     of ``Problem._shift_curvature``, f averaged over the two cells), so that for a constant f
     the bound density −Δ_x P/h + ½Δ²_x Q/h² equals Σ∫(Ω′ + Ω″) f + ½∂²Q of the solver's density
     to round-off; the cell values reported are the averages of the two faces. Collective."""
+    if p.layout == "1x2k":
+        return _ring_fields_1x2k(p, fvec)
     if p.layout != "1x1k":
         return {}
     if p.mesh.axes[0].periodic:
@@ -171,4 +173,37 @@ def _periodic_fields(p, fvec) -> dict:
         if metric:
             bound = bound + 0.5 * _ring_dx(p, _ring_dx(p, _ring(p, out["Q"])))
         out["n_bound"] = bound[own]
+    return out
+
+
+def _ring_fields_1x2k(p, fvec) -> dict:
+    """1x2k on a periodic ring: the x-components P′_x = Σ∫[dk] f A′_kx, P⁽ᵍ⁾_x = Σ∫[dk] f A″_kx
+    (the connections of ``Problem._texture_curvatures_1x2k``), Q_xx = Σ∫[dk] f g_kxkx and
+    n_bound = −∂_x(P′_x + P⁽ᵍ⁾_x) + ½ ∂_x ∂_x Q_xx (spectral), which add up to the solver's
+    second-order density; {} without texture connections or on an open x-range."""
+    from kinetic.observables import _ring, _ring_dx
+
+    m, ph = p.mesh, p.phys
+    conn = getattr(p, "ring_connection", None)
+    if conn is None or not m.axes[0].periodic:
+        return {}
+    n2, n1l = m.local_shape[1], m.local_shape[0]
+    nb = len(p.bands)
+    f = m.local_view(fvec).reshape(n2, n1l, p.nfold, nb)
+    own = slice(m.s1, m.e1)
+    meas = p.measure()
+    out = {}
+    P = 0.0
+    for key, term in (("P_shift", "A2_shift_texture"), ("P_metric", "A2_metric_gradient")):
+        if term in ph.terms:
+            A = np.stack(conn[key], -1)[:, own]  # (n2, n1l, nky, nb)
+            out[key] = (f * A).sum(axis=(0, 2, 3)) * meas
+            P = P + out[key]
+    if not out:
+        return {}
+    bound = -_ring_dx(p, _ring(p, P))
+    if "obs_quadrupole" in ph.terms:
+        out["Q"] = (p.g_kk * m.local_view(fvec)).sum(axis=(0, 2)) * meas
+        bound = bound + 0.5 * _ring_dx(p, _ring_dx(p, _ring(p, out["Q"])))
+    out["n_bound"] = bound[own]
     return out

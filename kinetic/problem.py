@@ -528,16 +528,24 @@ class Problem:
             inner = lambda F, n: F[:, n:F.shape[1] - n]  # noqa: E731
         X_, KX, KY = 0, 2, 3
         blocks = ([], [], [])
+        self.ring_connection = {"P_shift": [], "P_metric": []}  # A′_kx, A″_kx (periodic ring)
         for b in self.bands:
             Ax = Akx = Aky = 0.0  # on cells extended by one (after one x-derivative)
+            zero = np.zeros(inner(g.energy, 1)[..., 0].shape)
+            shift_kx = metric_kx = zero
             if "A2_shift_texture" in ph.terms:
                 Ap = positional_shift(g, b, threeband="A2_threeband" in ph.terms)
                 Ax, Akx, Aky = (inner(Ap[..., i], 1) for i in (X_, KX, KY))
+                shift_kx = Akx
             if "A2_metric_gradient" in ph.terms:
                 G = g.metric[..., b, :, :]
+                metric_kx = 0.5 * (dx(G[..., KX, KX]) - inner(dkx(G[..., KX, X_]), 1))
                 Ax = Ax + 0.5 * (dx(G[..., X_, KX]) - inner(dkx(G[..., X_, X_]), 1))
-                Akx = Akx + 0.5 * (dx(G[..., KX, KX]) - inner(dkx(G[..., KX, X_]), 1))
+                Akx = Akx + metric_kx
                 Aky = Aky + 0.5 * (dx(G[..., KY, KX]) - inner(dkx(G[..., KY, X_]), 1))
+            if ring:
+                self.ring_connection["P_shift"].append(shift_kx)
+                self.ring_connection["P_metric"].append(metric_kx)
             Ax, Akx, Aky = (np.broadcast_to(A, inner(g.energy, 1)[..., 0].shape)
                             for A in (Ax, Akx, Aky))
             blocks[0].append(inner(dkx(Ax), 1) - dx(Akx))  # Ω_{k_x x}

@@ -246,7 +246,7 @@ def observables(p: Problem, tr: Transport, f, f_eq=None, tr_eq=None, polarizatio
             out["mean_" + name] = {"value": value(total(p, jx) / L * jfac), "unit": junit}
         if jQ is not None:
             xf["j_quadrupole"] = p.mesh.gather_x(-jQ)  # charge units, included in j
-        if polarization and p.layout == "1x1k":
+        if polarization:
             from kinetic.polarization import polarization_fields
 
             for key, vals in polarization_fields(p, f).items():
@@ -738,8 +738,10 @@ def _write_outputs(outdir, p, obs, fgrid, summary, series, diag, say) -> None:
         nd = units.density_si(d)
         facs = {"n": nd, "n_exact": nd, "n_berry": nd, "n_bound": nd,
                 "u": (units.E_CHARGE * units.ANGSTROM ** (-d), {1: "J/m", 2: "J/m^2"}[d]),
-                "P_shift": (-units.E_CHARGE, "C"), "P_metric": (-units.E_CHARGE, "C"),
-                "Q": (-units.E_CHARGE * units.ANGSTROM, "C*m")}
+                # polarization (dipole per length^(d-1)) and quadrupole of physics.md §6.1
+                "P_shift": (-units.E_CHARGE * units.ANGSTROM ** (1 - d), {1: "C", 2: "C/m"}[d]),
+                "P_metric": (-units.E_CHARGE * units.ANGSTROM ** (1 - d), {1: "C", 2: "C/m"}[d]),
+                "Q": (-units.E_CHARGE * units.ANGSTROM ** (2 - d), {1: "C*m", 2: "C"}[d])}
         jf = (units.E2_HBAR * units.ANGSTROM ** (1 - d), {1: "A", 2: "A/m"}[d])
         facs["sigma_yx_tau0"] = (units.E2_HBAR, "S")
         for key, vals in obs["x_fields"].items():

@@ -97,3 +97,28 @@ def test_quadrupole_current_is_the_time_derivative_of_the_quadrupole():
     inst = np.array(jQ[1:-1])
     assert np.abs(inst).max() > 1e-6
     assert np.abs(fd - inst).max() < 1e-5 * np.abs(inst).max()
+
+
+@pytest.mark.usefixtures("petsc")
+def test_quasi1d_split_adds_up_in_1x2k():
+    """1x2k, filled lowest band of the stacked trimer texture (test_moyal.Trimer2D, three bands,
+    no particle-hole symmetry, so the insulator has a second-order density):
+    −∂_x(P′_x + P⁽ᵍ⁾_x) + ½∂²_x Q_xx equals the solver's second-order density to round-off, and
+    the P⁽ᵍ⁾/Q parts cancel."""
+    from test_moyal import trimer2d_texture
+
+    L = 24
+    pm = trimer2d_texture(L)
+    n = {}
+    for key, terms in (("first", FIRST_ORDER), ("second", SECOND), ("metric", METRIC)):
+        p = Problem("1x2k", pm, (L, 32, 8),
+                    Physics(mu=-0.7, kT=0.02, tau=10.0, E=(0.0,), bands=(0,),
+                            terms=frozenset(terms)), x_range=(0.0, float(L)))
+        f, _ = Transport(p).steady()
+        n[key] = (density(p, f), polarization_fields(p, f))
+    d2 = n["second"][0] - n["first"][0]
+    assert set(n["second"][1]) == {"P_shift", "P_metric", "Q", "n_bound"}
+    assert np.abs(d2).max() > 1e-5
+    assert np.abs(d2 - n["second"][1]["n_bound"]).max() < 1e-10 * np.abs(d2).max()
+    assert np.abs(n["metric"][1]["n_bound"]).max() < 1e-12  # round-off (measured 8.7e-14)
+    assert np.abs(n["metric"][1]["P_metric"]).max() > 1e-4
