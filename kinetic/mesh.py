@@ -45,6 +45,21 @@ def collective(comm, fn):
         raise err if err is not None else first[0](first[1])
 
 
+def gather_natural(da, vec, shape):
+    """A DMDA global vector in natural ordering on rank 0, reshaped to ``shape`` (a copy; None
+    on the other ranks). Collective."""
+    from petsc4py import PETSc
+
+    nat = da.createNaturalVec()
+    da.globalToNatural(vec, nat)
+    scatter, out = PETSc.Scatter.toZero(nat)
+    scatter.scatter(nat, out, addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+    result = out.getArray().copy().reshape(shape) if da.getComm().getRank() == 0 else None
+    for obj in (nat, scatter, out):
+        obj.destroy()
+    return result
+
+
 @dataclass(frozen=True)
 class Axis:
     name: str  # "x", "k", "kx", "ky"
@@ -172,18 +187,7 @@ class PhaseMesh:
 
     def gather(self, vec) -> np.ndarray | None:
         """The whole field as (N2, N1, nb) on rank 0 (None elsewhere), natural ordering."""
-        from petsc4py import PETSc
-
-        nat = self.da.createNaturalVec()
-        self.da.globalToNatural(vec, nat)
-        scatter, out = PETSc.Scatter.toZero(nat)
-        scatter.scatter(nat, out, addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
-        result = None
-        if self.comm.getRank() == 0:
-            result = out.getArray().copy().reshape(self.axes[1].n, self.axes[0].n, self.nb)
-        for obj in (nat, scatter, out):
-            obj.destroy()
-        return result
+        return gather_natural(self.da, vec, (self.axes[1].n, self.axes[0].n, self.nb))
 
     def gather_x(self, values: np.ndarray) -> np.ndarray | None:
         """Owned x-moments (n1_local, ...) -> full (N1, ...) on rank 0."""

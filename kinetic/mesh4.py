@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from kinetic.errors import ConfigError
-from kinetic.mesh import Axis
+from kinetic.mesh import Axis, gather_natural
 
 _VEC_ORDER = (2, 1, 0, 3, 4)  # logical (x, y, kx, ky, b) -> vector (kx, y, x, ky, b)
 _LOGICAL = (2, 1, 0, 3, 4)  # the permutation is its own inverse
@@ -143,19 +143,9 @@ class PhaseMesh4:
 
     def gather(self, vec) -> np.ndarray | None:
         """The whole field in logical order (nx, ny, nkx, nky, nb) on rank 0 (None elsewhere)."""
-        from petsc4py import PETSc
-
-        nat = self.da.createNaturalVec()
-        self.da.globalToNatural(vec, nat)
-        scatter, out = PETSc.Scatter.toZero(nat)
-        scatter.scatter(nat, out, addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
-        result = None
-        if self.comm.getRank() == 0:
-            nx, ny, nkx, nky = (a.n for a in self.axes)
-            result = out.getArray().reshape(nkx, ny, nx, nky, self.nb).transpose(_LOGICAL).copy()
-        for obj in (nat, scatter, out):
-            obj.destroy()
-        return result
+        nx, ny, nkx, nky = (a.n for a in self.axes)
+        out = gather_natural(self.da, vec, (nkx, ny, nx, nky, self.nb))
+        return None if out is None else out.transpose(_LOGICAL).copy()
 
     def gather_xy(self, values) -> np.ndarray | None:
         """Owned x-y fields (nxl, ny, ...) -> (nx, ny, ...) on rank 0 (None elsewhere)."""

@@ -56,6 +56,50 @@ def collision_jacobian(ts, f0, inv_tau):
     return J
 
 
+def integrate(f0, t_end, *, ts_type, dt, rhs, ifunction, inv_tau, t0=0.0, rtol=1e-7,
+              atol=1e-10, monitor=None, adapt=True) -> dict:
+    """Integrate f0 (Vec, in place) from t0 to t_end with a PETSc TS (options database last:
+    -ts_type, -ts_monitor, -ts_dt ...). rhs(t, u, F, imex) is the explicit right-hand side — the
+    advection only when the final type is ARKIMEX (imex = True), whose implicit part
+    ifunction(t, u, udot, F) = udot + (u − f_loc)/τ has the Jacobian shift + diag(inv_tau);
+    ``adapt=False`` keeps dt fixed (``-ts_adapt_type`` overrides); monitor(step, t, u).
+    Returns the info dict (solver, steps, time, converged_reason)."""
+    from petsc4py import PETSc
+
+    ts = PETSc.TS().create(comm=f0.getComm())
+    ts.setProblemType(PETSc.TS.ProblemType.NONLINEAR)
+    ts.setType(ts_type)
+    ts.setTimeStep(dt)
+    ts.setTime(t0)  # > 0 when continuing from a checkpoint
+    ts.setMaxTime(t_end)
+    ts.setMaxSteps(10**9)
+    ts.setExactFinalTime(PETSc.TS.ExactFinalTime.MATCHSTEP)
+    ts.setTolerances(rtol=rtol, atol=atol)  # adaptive schemes (arkimex, rk); -ts_rtol overrides
+    if monitor is not None:
+        ts.setMonitor(lambda ts, i, t, u: monitor(i, t, u))
+    opts = PETSc.Options()
+    fixed = not adapt and not opts.hasName("ts_adapt_type")
+    if fixed:  # petsc4py has no TSAdapt object: set the option for this TS only
+        opts.setValue("ts_adapt_type", "none")
+    ts.setFromOptions()
+    if fixed:
+        opts.delValue("ts_adapt_type")
+    imex = ts.getType() == "arkimex"  # -ts_type may change the scheme: the split follows it
+    ts.setRHSFunction(lambda ts, t, u, F: rhs(t, u, F, imex), f0.duplicate())
+    J = None
+    if imex:
+        ts.setIFunction(lambda ts, t, u, udot, F: ifunction(t, u, udot, F), f0.duplicate())
+        J = collision_jacobian(ts, f0, inv_tau)
+    try:
+        ts.solve(f0)
+        return {"solver": f"TS {ts.getType()}", "steps": ts.getStepNumber(),
+                "time": ts.getTime(), "converged_reason": int(ts.getConvergedReason())}
+    finally:
+        ts.destroy()
+        if J is not None:
+            J.destroy()
+
+
 def constant_field(E):
     E = tuple(np.atleast_1d(np.asarray(E, float)))
     return lambda t: E
@@ -503,16 +547,14 @@ class Transport:
         implicitly and advection explicitly; "ssp" / "rk" / "beuler" ... integrate the full
         right-hand side. ``adapt=False`` keeps the step dt fixed (``-ts_adapt_type`` overrides).
         """
-        from petsc4py import PETSc
 
         p, ph = self.p, self.p.phys
         field = field or constant_field(ph.E)
         inv_AD = 1.0 / self.AD
         m = self.m
-        imex = ts_type == "arkimex"
         f_loc = equilibrium or (lambda t, f: p.local_equilibrium(f))
 
-        def advection(ts, t, u, F):  # reservoir inflow enters through the ghost cells
+        def advection(t, u, F, imex):  # reservoir inflow enters through the ghost cells
             E = field(t)
             rhs = -self.flux_divergence(u, E) * inv_AD
             if not imex:
@@ -520,50 +562,24 @@ class Transport:
                 rhs -= (f - f_loc(t, f)) / p.tau
             m.set_local(F, rhs)
 
-        def ifunction(ts, t, u, udot, F):
+        def ifunction(t, u, udot, F):
             f = m.local_view(u)
             m.set_local(F, m.local_view(udot) + (f - f_loc(t, f)) / p.tau)
 
         inv_tau = p.field(np.broadcast_to(1.0 / p.tau, self.AD.shape))
-
         check_ts_type(ts_type)
-        ts = PETSc.TS().create(comm=m.comm)
-        ts.setProblemType(PETSc.TS.ProblemType.NONLINEAR)
-        ts.setType(ts_type)
         step = 0.9 * self.cfl_dt(field(t0))
-        if not imex:
+        if ts_type != "arkimex":
             from mpi4py import MPI
 
             tmin = m.comm.tompi4py().allreduce(float(np.min(p.tau)), op=MPI.MIN)  # same on all ranks
             step = min(step, 0.5 * tmin)
-        ts.setTimeStep(dt or step)
-        ts.setTime(t0)  # > 0 when continuing from a checkpoint
-        ts.setMaxTime(t_end)
-        ts.setMaxSteps(10**9)
-        ts.setExactFinalTime(PETSc.TS.ExactFinalTime.MATCHSTEP)
-        ts.setTolerances(rtol=rtol, atol=atol)  # adaptive schemes (arkimex, rk); -ts_rtol overrides
-        if monitor is not None:
-            ts.setMonitor(lambda ts, i, t, u: monitor(i, t, u))
-        opts = PETSc.Options()
-        fixed = not adapt and not opts.hasName("ts_adapt_type")
-        if fixed:  # petsc4py has no TSAdapt object: set the option for this TS only
-            opts.setValue("ts_adapt_type", "none")
-        ts.setFromOptions()
-        if fixed:
-            opts.delValue("ts_adapt_type")  # -ts_type may change the scheme: the split follows the final type
-        imex = ts.getType() == "arkimex"
-        ts.setRHSFunction(advection, f0.duplicate())
-        J = None
-        if imex:
-            ts.setIFunction(ifunction, f0.duplicate())
-            J = collision_jacobian(ts, f0, inv_tau)
-        ts.solve(f0)
-        info = {"solver": f"TS {ts.getType()}", "steps": ts.getStepNumber(),
-                "time": ts.getTime(), "converged_reason": int(ts.getConvergedReason())}
-        ts.destroy()
-        inv_tau.destroy()
-        if J is not None:
-            J.destroy()
+        try:
+            info = integrate(f0, t_end, ts_type=ts_type, dt=dt or step, t0=t0, rtol=rtol,
+                             atol=atol, monitor=monitor, adapt=adapt, rhs=advection,
+                             ifunction=ifunction, inv_tau=inv_tau)
+        finally:
+            inv_tau.destroy()
         return f0, info
 
     def destroy(self):

@@ -116,9 +116,8 @@ class Transport4:
                   atol=1e-10):
         """Integrate f0 (Vec, modified in place) to t_end (ħ/eV) at the static physics.E with
         PETSc TS; ARKIMEX treats the collisions implicitly. Returns (f0, info)."""
-        from petsc4py import PETSc
 
-        from kinetic.solvers import check_ts_type, collision_jacobian
+        from kinetic.solvers import check_ts_type, integrate
 
         p, m = self.p, self.m
         E = p.phys.E
@@ -127,41 +126,25 @@ class Transport4:
         inv_VD = 1.0 / self.VD
         tmp = m.create_vec()
 
-        def advection(ts, t, u, F):
+        def advection(t, u, F, imex):
             A.mult(u, tmp)
             rhs = (src - m.from_vec(tmp)) * inv_VD
             if not imex:
                 rhs -= (m.from_vec(u) - p.f_loc) / p.tau
             m.to_vec(rhs, F)
 
-        def ifunction(ts, t, u, udot, F):
+        def ifunction(t, u, udot, F):
             m.to_vec(m.from_vec(udot) + (m.from_vec(u) - p.f_loc) / p.tau, F)
 
         inv_tau = m.to_vec(np.broadcast_to(1.0 / np.asarray(p.tau, float), self.VD.shape))
-
         check_ts_type(ts_type)
-        ts = PETSc.TS().create(comm=m.comm)
-        ts.setProblemType(PETSc.TS.ProblemType.NONLINEAR)
-        ts.setType(ts_type)
-        ts.setTimeStep(dt or 0.9 * self.cfl_dt(A))
-        ts.setMaxTime(t_end)
-        ts.setMaxSteps(10**9)
-        ts.setExactFinalTime(PETSc.TS.ExactFinalTime.MATCHSTEP)
-        ts.setTolerances(rtol=rtol, atol=atol)
-        if monitor is not None:
-            ts.setMonitor(lambda ts, i, t, u: monitor(i, t, u))
-        ts.setFromOptions()
-        imex = ts.getType() == "arkimex"
-        ts.setRHSFunction(advection, f0.duplicate())
-        J = None
-        if imex:
-            ts.setIFunction(ifunction, f0.duplicate())
-            J = collision_jacobian(ts, f0, inv_tau)
-        ts.solve(f0)
-        info = {"solver": f"TS {ts.getType()}", "steps": ts.getStepNumber(),
-                "time": ts.getTime(), "converged_reason": int(ts.getConvergedReason())}
-        for obj in (ts, inv_tau, A, tmp) + ((J,) if J is not None else ()):
-            obj.destroy()
+        try:
+            info = integrate(f0, t_end, ts_type=ts_type, dt=dt or 0.9 * self.cfl_dt(A),
+                             rtol=rtol, atol=atol, monitor=monitor, rhs=advection,
+                             ifunction=ifunction, inv_tau=inv_tau)
+        finally:
+            for obj in (inv_tau, A, tmp):
+                obj.destroy()
         return f0, info
 
     def cfl_dt(self, A) -> float:
