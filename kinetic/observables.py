@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kinetic.derivatives import axis_derivatives
 
 def density(problem, fvec) -> np.ndarray:
     """1x1k/1x2k: n(x) for owned x-cells (n1l,); homogeneous: the local part of the total."""
@@ -37,33 +38,31 @@ def wigner_kirkwood_density(p) -> np.ndarray:
 
 
 def quadrupole_density(p, f) -> np.ndarray:
-    """½ ∂²_x Σ_n ∫dk/2π g^n_kk f_n (physics.md §6.1): on a periodic ring two spectral first
-    derivatives of the gathered moment, else the second difference across x-cells (neighbour
-    columns by a ghost exchange on the companion x-DMDA). Collective."""
+    """½ ∂²_x Σ_n ∫dk/2π g^n_kk f_n (physics.md §6.1) at the owned x-cells, from the moment
+    gathered on the whole x-line: on a periodic ring two spectral first derivatives, on an open
+    x-range the fourth-order second difference — the same ∂²_x as Ω″ in ``Problem``, so the two
+    cancel in insulators to round-off (``kinetic.derivatives``). Collective."""
     Q = (p.g_kk * f).sum(axis=(0, 2)) * p.measure()
     m = p.mesh
-    if m.axes[0].periodic:  # spectral, two first derivatives (as Ω″ in Problem)
-        return 0.5 * _ring_dx(p, _ring_dx(p, _ring(p, Q)))[m.s1:m.e1]
-    q = _with_x_neighbours(p, Q)
-    return 0.5 * (q[2:] - 2 * q[1:-1] + q[:-2]) / m.axes[0].h**2
+    return 0.5 * axis_derivatives(m.axes[0])[1](_line(p, Q), 0)[m.s1:m.e1]
 
 
-def _ring(p, Q) -> np.ndarray:
-    """An x-moment (n1l,) of every rank gathered into the whole ring (N1,). Collective."""
+def _line(p, Q) -> np.ndarray:
+    """An x-moment (n1l,) of every rank gathered into the whole x-line (N1,). Collective."""
     return np.concatenate(p.mesh.comm.tompi4py().allgather(np.asarray(Q)))
 
 
-def _ring_dx(p, F) -> np.ndarray:
-    """Spectral ∂_x of a whole-ring x-moment (N1,)."""
-    from kinetic.problem import spectral_derivative
-
-    return spectral_derivative(F, p.mesh.axes[0].h, 0)
+def line_dx(p, F) -> np.ndarray:
+    """∂_x of a whole-line x-moment (N1,): spectral on a ring, fourth-order differences on an
+    open x-range."""
+    return axis_derivatives(p.mesh.axes[0])[0](F, 0)
 
 
 def quadrupole_current(transport, fvec, E=None) -> np.ndarray:
     """The x-component of the quadrupole current j_Q = −½ ∂_x ∂_t Σ_n ∫[dk] g_{k_x k_x} f (number
     units; charge (e/2)∂_x∂_t∫g f, physics.md §6.2), so that ∂_t n + ∂_x j = 0 holds with the
-    quadrupole density of ``quadrupole_density``. ∂_t f is the kinetic equation's right-hand side
+    quadrupole density of ``quadrupole_density`` (exactly on a ring; to the O(h⁴) of the
+    differences on an open x-range). ∂_t f is the kinetic equation's right-hand side
     at f (field E, default physics.E; the local equilibrium of f); zero in steady states.
     Owned x-cells (n1l,); 1x1k and 1x2k with obs_quadrupole. Collective."""
     p = transport.p
@@ -71,30 +70,7 @@ def quadrupole_current(transport, fvec, E=None) -> np.ndarray:
     f = p.mesh.local_view(fvec)
     dfdt = -transport.flux_divergence(fvec, E) / transport.AD - (f - p.local_equilibrium(f)) / p.tau
     Qdot = (p.g_kk * dfdt).sum(axis=(0, 2)) * p.measure()
-    if p.mesh.axes[0].periodic:  # the spectral derivative of quadrupole_density
-        return -0.5 * _ring_dx(p, _ring(p, Qdot))[p.mesh.s1:p.mesh.e1]
-    q = _with_x_neighbours(p, Qdot)
-    return -0.5 * (q[2:] - q[:-2]) / (2 * p.mesh.axes[0].h)
-
-
-def _with_x_neighbours(p, Q) -> np.ndarray:
-    """Owned x-moments (n1l,) with one neighbour value on each side (ghost exchange on the
-    companion x-DMDA; zero-gradient continuation at the ends of an open x-range). Collective."""
-    m = p.mesh
-    a1 = m.axes[0]
-    v = m.xda.createGlobalVec()
-    loc = m.xda.createLocalVec()
-    v.getArray()[:] = Q
-    m.xda.globalToLocal(v, loc)
-    q = loc.getArray(readonly=True).copy()
-    if not a1.periodic:  # zero-gradient continuation at the ends of an open x-range
-        if m.s1 == 0:
-            q[0] = q[1]
-        if m.e1 == a1.n:
-            q[-1] = q[-2]
-    v.destroy()
-    loc.destroy()
-    return q
+    return -0.5 * line_dx(p, _line(p, Qdot))[p.mesh.s1:p.mesh.e1]
 
 
 def energy_density(problem, fvec) -> np.ndarray:

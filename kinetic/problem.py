@@ -12,9 +12,9 @@ into the dof (k_z conserved: E in the x-y plane, B ∥ z).
 Second-order terms (physics.md §4.8): all of them in 1x1k; in the homogeneous layouts the
 field-induced ones at B = 0 — ``E2_bcp`` (ε̃ += ½ G^R_ij E_i E_j) and ``A2_shift_field``
 (Ω′ = ∇_k × G^GYN E in the 0x2k anomalous velocity; zero in 0x1k) — with the texture terms
-accepted as the exact zeros they are there (V15); in 1x2k the texture connections A′ and A″
-(with the quadrupole density) in every curvature block and the quasi-1D ε⁽²⁾ and
-Wigner–Kirkwood terms per k_y; none in 0x3k yet. These fields are built for
+accepted as the exact zeros they are there (V15); in 1x2k the connections A′ (texture and
+field parts) and A″ (with the quadrupole density) in every curvature block and the quasi-1D
+ε⁽²⁾ and Wigner–Kirkwood terms per k_y; none in 0x3k yet. These fields are built for
 physics.E: use ``with_field`` for a problem at another field (``field_dependent``).
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kinetic.derivatives import MIN_OPEN_POINTS, axis_derivatives, spectral_derivative
 from kinetic.errors import ConfigError
 from kinetic.geometry import band_geometry
 from kinetic.mesh import Axis, PhaseMesh, collective
@@ -34,8 +35,9 @@ from kinetic.semiclassics import (DEFAULT_TERMS, TERMS, check_solver_terms, corr
 TWO_PI = 2 * np.pi
 #: second-order terms of the 1x2k layout (quasi-1D textures): the texture positional shift A′
 #: and the metric-gradient connection A″ in every curvature block, and the quadrupole density
-TEXTURE_TERMS_1X2K = {"A2_shift_texture", "A2_threeband", "A2_metric_gradient", "obs_quadrupole",
-                      "E2_quadrupole", "E2_bcp", "E2_curv2", "E2_metric_laplacian"}
+TEXTURE_TERMS_1X2K = {"A2_shift_texture", "A2_threeband", "A2_shift_field", "A2_metric_gradient",
+                      "obs_quadrupole", "E2_quadrupole", "E2_bcp", "E2_curv2",
+                      "E2_metric_laplacian"}
 #: second-order energy terms (two bands; in 1x2k the quasi-1D form per k_y, physics.md §4.5)
 ENERGY_TERMS = {"E2_quadrupole", "E2_bcp", "E2_curv2", "E2_metric_laplacian"}
 #: second-order terms built from x-derivatives of geometric fields on the mesh (resolution check)
@@ -43,16 +45,37 @@ TEXTURE_DERIVATIVE_TERMS = {"A2_shift_texture", "A2_metric_gradient", "obs_quadr
 MIN_CELLS_PER_PERIOD = 8
 
 
-def spectral_derivative(F, h: float, axis: int) -> np.ndarray:
-    """∂F along a periodic axis of cell values spaced h (FFT; the Nyquist mode of an even
-    length is dropped, its derivative not being real-representable)."""
-    n = F.shape[axis]
-    w = 2 * np.pi * np.fft.fftfreq(n, d=h)
-    if n % 2 == 0:
-        w[n // 2] = 0.0
-    shape = [1] * F.ndim
-    shape[axis] = n
-    return np.real(np.fft.ifft(1j * w.reshape(shape) * np.fft.fft(F, axis=axis), axis=axis))
+def check_x_resolution(eps, x_index: int, axis: Axis, comm) -> None:
+    """Refuse an x-mesh too coarse for the second-order texture terms, which take x-derivatives
+    of geometric fields on the mesh (physics.md §2.6, §8): the texture's shortest scale ℓ is
+    read from energies ``eps`` sampled along array axis ``x_index`` (the owned block),
+    r = max|Δ²ε| / max|Δε| ≈ h/ℓ (a sine of period λ gives r = 2πh/λ), and at least
+    MIN_CELLS_PER_PERIOD cells per 2πℓ are required (the fourth-order differences of an open
+    x-range then err by ≤ (2π/8)⁴/30 ≈ 1.3 % of a second-order term; spectral derivatives on a
+    ring are exact for the resolved harmonics); an open x-range needs at least MIN_OPEN_POINTS
+    cells for the stencils. ConfigError naming the mesh.x.n needed. Collective."""
+    from mpi4py import MPI
+
+    if not axis.periodic and axis.n < MIN_OPEN_POINTS:
+        raise ConfigError(f"mesh.x.n = {axis.n} is too coarse for the second-order texture terms "
+                          "on an open x-range: their fourth-order x-differences need "
+                          f"mesh.x.n ≥ {MIN_OPEN_POINTS}")
+    d1 = np.diff(eps, axis=x_index)
+    d2 = np.diff(d1, axis=x_index)
+    mpi = comm.tompi4py()
+    m1 = mpi.allreduce(float(np.abs(d1).max()) if d1.size else 0.0, op=MPI.MAX)
+    m2 = mpi.allreduce(float(np.abs(d2).max()) if d2.size else 0.0, op=MPI.MAX)
+    scale = mpi.allreduce(float(np.abs(eps).max()) if eps.size else 0.0, op=MPI.MAX)
+    if m1 <= 1e-12 * max(1.0, scale):
+        return  # no x-variation of the energies (e.g. a helical texture)
+    r = m2 / m1
+    cells = 2 * np.pi / max(r, 1e-300)
+    if cells < MIN_CELLS_PER_PERIOD:
+        need = int(np.ceil(axis.n * MIN_CELLS_PER_PERIOD / cells))
+        raise ConfigError(f"mesh.x.n = {axis.n} is too coarse for the second-order texture terms: "
+                          f"the texture varies on ℓ ≈ {axis.h / r:.3g} Å, i.e. "
+                          f"{cells:.1f} cells per period 2πℓ; at least "
+                          f"{MIN_CELLS_PER_PERIOD} are needed: use mesh.x.n ≥ {need}")
 
 
 def cell_relaxation_time(tau, eps, band):
@@ -390,19 +413,22 @@ class Problem:
                                    None if lap is None else lap[..., b]) for b in self.bands]
         return np.stack(out, -1).reshape(X.shape + (-1,))
 
-    def _periodic_curvatures(self):
-        """1x1k on a periodic ring: Ω′_kx = ∂_k A′_x − ∂_x A′_k (A2_shift_texture, A2_threeband,
-        A2_shift_field) plus Ω″_kx = −½ ∂_a∂_bσ_ab (A2_metric_gradient) at the owned cells, from
-        the geometry on the whole cell grid (every rank evaluates the full ring: 1D, cheap) with
-        spectral derivatives in x and k; second derivatives are two first derivatives, as in the
-        quadrupole density (``kinetic.observables``), so that Ω″ and the quadrupole cancel in
-        insulators to round-off. Σ Ω over the torus vanishes (no k = 0 mode in a derivative)."""
+    def _texture_curvatures_1x1k(self):
+        """1x1k: Ω′_kx = ∂_k A′_x − ∂_x A′_k (A2_shift_texture, A2_threeband, A2_shift_field;
+        physics.md §4.2) plus Ω″_kx = −½ ∂_a∂_bσ_ab (A2_metric_gradient, §4.3) at the owned
+        cells (n2, n1l, dof), from the geometry on the whole x-line of cells (every rank
+        evaluates it: 1D, cheap). k-derivatives are spectral; x-derivatives spectral on a
+        periodic ring, fourth-order differences on an open x-range (``kinetic.derivatives``);
+        ∂²_x is the same operator as in the quadrupole density (``kinetic.observables``), so
+        that Ω″ and the quadrupole cancel in insulators to round-off. On a ring Σ Ω over the
+        torus vanishes (no k = 0 mode in a derivative)."""
         ph, m = self.phys, self.mesh
         a1, a2 = m.axes
         K, X = np.meshgrid(a2.centres(0, a2.n), a1.centres(0, a1.n), indexing="ij")
         H, dH = self.model.evaluate(X[..., None], K[..., None])
         g = band_geometry(H, dH, n_x=1)  # (n_k, n_x)
-        dx = lambda F: spectral_derivative(F, a1.h, 1)  # noqa: E731
+        d1, d2 = axis_derivatives(a1)
+        dx = lambda F: d1(F, 1)  # noqa: E731
         dk = lambda F: spectral_derivative(F, a2.h, 0)  # noqa: E731
         three = "A2_threeband" in ph.terms
         out = []
@@ -416,143 +442,71 @@ class Problem:
                 O = O + dk(Ap[..., 0]) - dx(Ap[..., 1])
             if "A2_metric_gradient" in ph.terms:
                 G = g.metric[..., b, :, :]  # [x, k] blocks
-                O = O - 0.5 * (dx(dx(G[..., 1, 1])) - 2 * dx(dk(G[..., 1, 0])) + dk(dk(G[..., 0, 0])))
+                O = O - 0.5 * (d2(G[..., 1, 1], 1) - 2 * dx(dk(G[..., 1, 0])) + dk(dk(G[..., 0, 0])))
             out.append(O[:, m.s1:m.e1])
         return np.stack(out, -1)
 
-    def _metric_curvature(self, g_cell, g_corner):
-        """Cell averages of Ω″_kx = −½ ∂_a∂_b σ_ab = −½ ∂_a V_a, V = ∂_b σ_ab (1x1k;
-        physics.md §4.3): V_x = ∂_x g_kk − ∂_k g_kx on x-faces, V_k = ∂_k g_xx − ∂_x g_kx on
-        k-faces, each derivative a difference of cell-centre or corner values, so the cell
-        integral is a telescoping face flux (∫Ω″ over the torus vanishes to round-off)."""
-        a1, a2 = self.mesh.axes
-        m = self.mesh
-        # cell centres extended by one x-cell on each side (neighbour ranks / boundary)
-        x = a1.centres(m.s1 - 1, m.e1 + 1)
-        k = a2.centres(m.s2, m.e2)
-        K, X = np.meshgrid(k, x, indexing="ij")
-        H, dH = self.model.evaluate(X[..., None], K[..., None])
-        g_ext = band_geometry(H, dH, n_x=1)
-        out = []
-        for b in self.bands:
-            gkk = g_ext.metric[..., b, 1, 1]  # (n2, n1l+2)
-            gxx = g_cell.metric[..., b, 0, 0]  # (n2, n1l)
-            gkx_c = g_corner.metric[..., b, 1, 0]  # corners (n2+1, n1l+1)
-            Vx = (gkk[:, 1:] - gkk[:, :-1]) / a1.h - (gkx_c[1:] - gkx_c[:-1]) / a2.h  # x-faces
-            gxx_w = np.concatenate([gxx[-1:], gxx, gxx[:1]], axis=0)  # periodic k rows
-            Vk = (gxx_w[1:] - gxx_w[:-1]) / a2.h - (gkx_c[:, 1:] - gkx_c[:, :-1]) / a1.h
-            div = (Vx[:, 1:] - Vx[:, :-1]) / a1.h + (Vk[1:] - Vk[:-1]) / a2.h
-            out.append(-0.5 * div)
-        return np.stack(out, -1)
-
-    def _shift_curvature(self, g_corner):
-        """Cell averages of Ω′_kx = ∂_k A′_x − ∂_x A′_k (1x1k), from A′ at the corners by the
-        exact discrete Stokes circulation −∮(A′_x dx + A′_k dk)/(Δx Δk) (trapezoid edges), so
-        that ∫Ω′ over the periodic torus vanishes to round-off. A′: physics.md §4.2 (texture:
-        mid-point-energy flow incl. the optional three-band term; field: G^GYN E)."""
-        ph = self.phys
-        a1, a2 = self.mesh.axes
-        out = []
-        for b in self.bands:
-            three = "A2_threeband" in ph.terms
-            A_tex = positional_shift(g_corner, b, threeband=three)
-            Ap = A_tex if "A2_shift_texture" in ph.terms else np.zeros(A_tex.shape)
-            if "A2_shift_field" in ph.terms:  # V = eE·x in every ε̄: both A′_x and A′_k
-                Ap = Ap + positional_shift(self._with_field(g_corner), b, threeband=three) - A_tex
-            Ax, Ak = Ap[..., 0], Ap[..., 1]  # corners (n2+1, n1l+1): axis 0 = k, axis 1 = x
-            # counter-clockwise in (x, k): bottom (k−), right (x+), top (k+), left (x−)
-            circ = (0.5 * (Ax[:-1, :-1] + Ax[:-1, 1:]) * a1.h
-                    + 0.5 * (Ak[:-1, 1:] + Ak[1:, 1:]) * a2.h
-                    - 0.5 * (Ax[1:, :-1] + Ax[1:, 1:]) * a1.h
-                    - 0.5 * (Ak[:-1, :-1] + Ak[1:, :-1]) * a2.h)
-            out.append(-circ / (a1.h * a2.h))
-        return np.stack(out, -1)
-
-    def _check_x_resolution(self):
-        """Refuse an x-mesh too coarse for the second-order texture terms, which take x-derivatives
-        of geometric fields on the mesh: the texture's shortest scale ℓ is read from the corner
-        energies, r = max|Δ²ε̃| / max|Δε̃| ≈ h/ℓ (a sine of period λ gives r = 2πh/λ), and at
-        least MIN_CELLS_PER_PERIOD cells per 2πℓ are required (the central-difference error of
-        a second-order term is then ≤ (2π/8)²/6 ≈ 10 % of it). ConfigError with the n needed."""
-        from mpi4py import MPI
-
-        e = self.eps_corner
-        d1 = np.diff(e, axis=1)
-        d2 = np.diff(d1, axis=1)
-        comm = self.mesh.comm.tompi4py()
-        m1 = comm.allreduce(float(np.abs(d1).max()) if d1.size else 0.0, op=MPI.MAX)
-        m2 = comm.allreduce(float(np.abs(d2).max()) if d2.size else 0.0, op=MPI.MAX)
-        if m1 <= 1e-12 * max(1.0, float(np.abs(e).max())):
-            return  # no x-variation of the energies (e.g. a helical texture)
-        r = m2 / m1
-        cells = 2 * np.pi / max(r, 1e-300)
-        if cells < MIN_CELLS_PER_PERIOD:
-            n = self.mesh.axes[0].n
-            need = int(np.ceil(n * MIN_CELLS_PER_PERIOD / cells))
-            raise ConfigError(f"mesh.x.n = {n} is too coarse for the second-order texture terms: "
-                              f"the texture varies on ℓ ≈ {self.mesh.axes[0].h / r:.3g} Å, i.e. "
-                              f"{cells:.1f} cells per period 2πℓ; at least "
-                              f"{MIN_CELLS_PER_PERIOD} are needed: use mesh.x.n ≥ {need}")
-
     def _texture_curvatures_1x2k(self):
         """1x2k: the second-order curvature blocks (Ω′ + Ω″)_{k_x x}, _{k_y x}, _{k_x k_y} at the
-        owned cell centres (n2, n1l, dof), from the texture positional shift A′ (A2_shift_texture,
-        A2_threeband; physics.md §4.2) and the metric-gradient connection A″ (A2_metric_gradient,
+        owned cell centres (n2, n1l, dof), from the positional shift A′ (A2_shift_texture,
+        A2_threeband, and its field part A2_shift_field: E_x in every ε̄; physics.md §4.2) and
+        the metric-gradient connection A″ (A2_metric_gradient,
         §4.3: A″_{k_i} = ½(∂_x g_{k_i k_x} − ∂_{k_x} g_{k_i x}), A″_x = ½(∂_x g_{x k_x} − ∂_{k_x}
         g_{xx}), y-independent), Ω_ab = ∂_a A_b − ∂_b A_a. k_x and k_y derivatives are spectral
-        (the whole periodic zone is local); x-derivatives are spectral too on a periodic ring
-        (every rank evaluates the whole ring) and central differences of values at cell centres
-        extended by two cells on each side otherwise. D gains Ω_{k_x x} (D = 1 + Ω_{k_x x} for y-independent
-        textures, physics.md §3.2), the transverse velocity the other two (§5.2)."""
+        (the whole periodic zone is local); x-derivatives are taken on the whole x-line of cells
+        (every rank evaluates it): spectral on a periodic ring, fourth-order differences on an
+        open x-range, with ∂²_x of the metric as one second-derivative operator
+        (``kinetic.derivatives``). D gains Ω_{k_x x} (D = 1 + Ω_{k_x x} for y-independent
+        textures, physics.md §3.2), the transverse velocity the other two (§5.2). Also keeps
+        the x-line connections A′_kx, A″_kx of the owned k_x range (``line_connection``, for
+        the polarization split)."""
         a1, a2 = self.mesh.axes
         m, ph = self.mesh, self.phys
-        ring = a1.periodic  # the whole ring on every rank, spectral in x (physics.md §2 rule 3)
-        ext = 0 if ring else 2
-        x = a1.centres(0, a1.n) if ring else a1.centres(m.s1 - ext, m.e1 + ext)
-        K, X = np.meshgrid(a2.centres(m.s2, m.e2), x, indexing="ij")  # (n2, n_x)
+        K, X = np.meshgrid(a2.centres(m.s2, m.e2), a1.centres(0, a1.n), indexing="ij")  # (n2, n_x)
         kyb = np.broadcast_to(self.ky, K.shape + self.ky.shape)
         k = np.stack([np.broadcast_to(K[..., None], kyb.shape), kyb], axis=-1)
         H, dH = self.model.evaluate(np.broadcast_to(X[..., None, None], kyb.shape + (1,)), k)
         # the full phase space (x, y, k_x, k_y) with ∂_y H = 0 (positional_shift pairs x_i, k_i)
         dH = np.concatenate([dH[..., :1, :, :], np.zeros_like(dH[..., :1, :, :]),
                              dH[..., 1:, :, :]], axis=-3)
-        g = band_geometry(H, dH, n_x=2)  # arrays (n2, n1l+4, nky, ...)
-        hx, hkx, hky = a1.h, a2.h, self._ky_axis.h
-        dkx = lambda F: spectral_derivative(F, hkx, 0)  # noqa: E731
-        dky = lambda F: spectral_derivative(F, hky, 2)  # noqa: E731
-        if ring:
-            dx = lambda F: spectral_derivative(F, hx, 1)  # noqa: E731
-            inner = lambda F, n: F  # noqa: E731
-        else:
-            dx = lambda F: (F[:, 2:] - F[:, :-2]) / (2 * hx)  # noqa: E731  (drops a cell per side)
-            inner = lambda F, n: F[:, n:F.shape[1] - n]  # noqa: E731
+        g = band_geometry(H, dH, n_x=2)  # arrays (n2, n_x, nky, ...)
+        d1, d2 = axis_derivatives(a1)
+        dx = lambda F: d1(F, 1)  # noqa: E731
+        dxx = lambda F: d2(F, 1)  # noqa: E731
+        dkx = lambda F: spectral_derivative(F, a2.h, 0)  # noqa: E731
+        dky = lambda F: spectral_derivative(F, self._ky_axis.h, 2)  # noqa: E731
         X_, KX, KY = 0, 2, 3
         blocks = ([], [], [])
-        self.ring_connection = {"P_shift": [], "P_metric": []}  # A′_kx, A″_kx (periodic ring)
+        self.line_connection = {"P_shift": [], "P_metric": []}  # A′_kx, A″_kx on the x-line
+        zero = np.zeros(g.energy.shape[:-1])
         for b in self.bands:
-            Ax = Akx = Aky = 0.0  # on cells extended by one (after one x-derivative)
-            zero = np.zeros(inner(g.energy, 1)[..., 0].shape)
+            Ax = Akx = Aky = zero  # connections; ∂_x A_kx and ∂_x A_ky kept apart (∂²_x g)
+            dxAkx = dxAky = zero
             shift_kx = metric_kx = zero
-            if "A2_shift_texture" in ph.terms:
-                Ap = positional_shift(g, b, threeband="A2_threeband" in ph.terms)
-                Ax, Akx, Aky = (inner(Ap[..., i], 1) for i in (X_, KX, KY))
+            if {"A2_shift_texture", "A2_shift_field"} & ph.terms:
+                three = "A2_threeband" in ph.terms
+                A_tex = positional_shift(g, b, threeband=three)
+                Ap = A_tex if "A2_shift_texture" in ph.terms else np.zeros(A_tex.shape)
+                if "A2_shift_field" in ph.terms:  # V = eE_x x in every ε̄ (as in 1x1k)
+                    Ap = Ap + positional_shift(self._with_field(g), b, threeband=three) - A_tex
+                Ax, Akx, Aky = (Ap[..., i] for i in (X_, KX, KY))
+                dxAkx, dxAky = dx(Akx), dx(Aky)
                 shift_kx = Akx
             if "A2_metric_gradient" in ph.terms:
                 G = g.metric[..., b, :, :]
-                metric_kx = 0.5 * (dx(G[..., KX, KX]) - inner(dkx(G[..., KX, X_]), 1))
-                Ax = Ax + 0.5 * (dx(G[..., X_, KX]) - inner(dkx(G[..., X_, X_]), 1))
+                metric_kx = 0.5 * (dx(G[..., KX, KX]) - dkx(G[..., KX, X_]))
+                Ax = Ax + 0.5 * (dx(G[..., X_, KX]) - dkx(G[..., X_, X_]))
                 Akx = Akx + metric_kx
-                Aky = Aky + 0.5 * (dx(G[..., KY, KX]) - inner(dkx(G[..., KY, X_]), 1))
-            if ring:
-                self.ring_connection["P_shift"].append(shift_kx)
-                self.ring_connection["P_metric"].append(metric_kx)
-            Ax, Akx, Aky = (np.broadcast_to(A, inner(g.energy, 1)[..., 0].shape)
-                            for A in (Ax, Akx, Aky))
-            blocks[0].append(inner(dkx(Ax), 1) - dx(Akx))  # Ω_{k_x x}
-            blocks[1].append(inner(dky(Ax), 1) - dx(Aky))  # Ω_{k_y x}
-            blocks[2].append(inner(dkx(Aky) - dky(Akx), 1))  # Ω_{k_x k_y}
-        shape, own = self.D.shape, slice(m.s1, m.e1) if ring else slice(None)
-        return tuple(np.stack(bl, -1)[:, own].reshape(shape) for bl in blocks)
+                Aky = Aky + 0.5 * (dx(G[..., KY, KX]) - dkx(G[..., KY, X_]))
+                dxAkx = dxAkx + 0.5 * (dxx(G[..., KX, KX]) - dx(dkx(G[..., KX, X_])))
+                dxAky = dxAky + 0.5 * (dxx(G[..., KY, KX]) - dx(dkx(G[..., KY, X_])))
+            self.line_connection["P_shift"].append(shift_kx)
+            self.line_connection["P_metric"].append(metric_kx)
+            blocks[0].append(dkx(Ax) - dxAkx)  # Ω_{k_x x}
+            blocks[1].append(dky(Ax) - dxAky)  # Ω_{k_y x}
+            blocks[2].append(dkx(Aky) - dky(Akx))  # Ω_{k_x k_y}
+        shape = self.D.shape
+        return tuple(np.stack(bl, -1)[:, m.s1:m.e1].reshape(shape) for bl in blocks)
 
     def _evaluate_fields(self):
         m, ph = self.mesh, self.phys
@@ -591,7 +545,7 @@ class Problem:
         else:
             self.eps_corner, _, _, g_corner = self._band_fields(C1, C2)
         if self.layout in ("1x1k", "1x2k") and TEXTURE_DERIVATIVE_TERMS & ph.terms:
-            self._check_x_resolution()
+            check_x_resolution(self.eps_corner, 1, self.mesh.axes[0], self.mesh.comm)
         if homogeneous:
             # Field-induced second order (physics.md §4.2, §4.5 (ii), §6.4, V15), B = 0 only:
             # ε̃ = ε + ½ G^R_ij E_i E_j at cells and corners (E2_bcp, added by _band_fields), so
@@ -605,7 +559,7 @@ class Problem:
         elif self.layout == "1x2k":
             if ENERGY_TERMS & ph.terms:  # quasi-1D ε⁽²⁾ per k_y (physics.md §4.5)
                 self._add_second_order_energy(Q1, Q2, C1, C2)
-            if {"A2_shift_texture", "A2_metric_gradient"} & ph.terms:
+            if {"A2_shift_texture", "A2_shift_field", "A2_metric_gradient"} & ph.terms:
                 dkx_x, dky_x, dkxky = self._texture_curvatures_1x2k()
                 self.D = self.D + dkx_x
                 self.curv_kykx_x = self.curv_kykx_x + dky_x
@@ -613,14 +567,8 @@ class Problem:
         else:
             if ENERGY_TERMS & ph.terms:
                 self._add_second_order_energy(Q1, Q2, C1, C2)
-            curved = {"A2_shift_texture", "A2_shift_field", "A2_metric_gradient"} & ph.terms
-            if curved and self.mesh.axes[0].periodic:  # spectral in x and k (physics.md §2)
-                self.D = self.D + self._periodic_curvatures()
-            else:  # open x: exact discrete circulation / telescoping second differences
-                if {"A2_shift_texture", "A2_shift_field"} & ph.terms:
-                    self.D = self.D + self._shift_curvature(g_corner)
-                if "A2_metric_gradient" in ph.terms:
-                    self.D = self.D + self._metric_curvature(g, g_corner)
+            if {"A2_shift_texture", "A2_shift_field", "A2_metric_gradient"} & ph.terms:
+                self.D = self.D + self._texture_curvatures_1x1k()  # physics.md §2.6 rule 3
         if "obs_quadrupole" in ph.terms:
             self.g_kk = np.stack([g.metric[..., b, 1, 1] for b in self.bands],
                                  -1).reshape(Q1.shape + (-1,))  # g_{k_x k_x}

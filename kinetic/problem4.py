@@ -29,7 +29,7 @@ from kinetic.geometry import band_geometry
 from kinetic.mesh4 import PhaseMesh4, axes_2x2k
 from kinetic.mesh import collective
 from kinetic.operator import fermi
-from kinetic.problem import cell_relaxation_time
+from kinetic.problem import cell_relaxation_time, check_x_resolution
 from kinetic.pfaffian import EPS4, PAIRS, dual, face_fluxes
 from kinetic.semiclassics import (TERMS, check_solver_terms, corrected_energy, curvature_blocks,
                                   symplectic_form)
@@ -142,6 +142,8 @@ class Problem4:
     def _evaluate_fields(self):
         ph = self.phys
         self.eps_cell, self.eps_bare, w = self._band_fields((False,) * 4)
+        if self.texture_terms:  # x-derivatives of geometric fields on the mesh
+            check_x_resolution(self.eps_cell, 0, self.mesh.axes[0], self.mesh.comm)
         w0 = symplectic_form(*(np.zeros((2, 2)),) * 3)
         pf0 = w0[0, 1] * w0[2, 3] - w0[0, 2] * w0[1, 3] + w0[0, 3] * w0[1, 2]
         self.D = (w[..., 0, 1] * w[..., 2, 3] - w[..., 0, 2] * w[..., 1, 3]

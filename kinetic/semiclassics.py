@@ -44,7 +44,8 @@ TERMS: dict[str, Term] = {t.name: t for t in [
 ]}
 FIRST_ORDER = ("berry_kk", "berry_kx", "berry_xx", "E1_gradient")
 #: terms the phase-space solver implements (layout restrictions: Problem._check_layout_terms;
-#: homogeneous layouts take the field-induced ones at B = 0, 1x2k the texture connections A′, A″)
+#: homogeneous layouts take the field-induced ones at B = 0, 1x2k the connections A′ (texture
+#: and field parts), A″ and the quasi-1D ε⁽²⁾)
 SOLVER_IMPLEMENTED = set(FIRST_ORDER) | {"relax_to_corrected_energy", "A2_shift_texture",
                                          "A2_threeband", "A2_shift_field", "A2_metric_gradient",
                                          "obs_quadrupole", "wk_correction", "E2_quadrupole",

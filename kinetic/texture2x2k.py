@@ -11,25 +11,34 @@ symplectic form in the blocks (k_x, x), (k_y, x) and (k_x, k_y) — the same as 
 on a staggered grid of the owned block; ``plaquette_circulation(p)`` the circulation of A⁽²⁾
 around the plaquettes of the corner grid (the field fluxes).
 k_x and k_y derivatives are spectral over the periodic zone (grids of centres, or of corners
-with the seam point repeated), x-derivatives central differences of values at the grid's own
-x-positions extended by two cells (the model is evaluated there). Arrays are y-independent
-(one y-point, broadcast by the caller).
+with the seam point repeated); x-derivatives are taken on the whole x-line of the staggered
+grid (every rank evaluates it; the fields are y-independent, one y-point broadcast by the
+caller): spectral on a periodic x, fourth-order differences on an open one, ∂²_x of the metric
+as one second-derivative operator (``kinetic.derivatives``).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from kinetic.derivatives import axis_derivatives, spectral_derivative
 from kinetic.geometry import band_geometry
-from kinetic.problem import spectral_derivative
 from kinetic.semiclassics import positional_shift
 
 X_, KX, KY = 0, 2, 3
 
 
-def _grid(axis, lo, hi, corner):
-    """Positions lo .. hi − 1 (+ 1 for corners) of a staggered axis (centres or corners)."""
-    i = np.arange(lo, hi + (1 if corner else 0))
-    return axis.lo + (i + (0.0 if corner else 0.5)) * axis.h
+def _line(axis, corner):
+    """Positions of the whole x-line: centres (n), or corners (n + 1 on an open axis; the n
+    distinct ones of a periodic axis)."""
+    n = axis.n + (1 if corner and not axis.periodic else 0)
+    return axis.lo + (np.arange(n) + (0.0 if corner else 0.5)) * axis.h
+
+
+def _owned(axis, s, e, corner):
+    """Indices into ``_line`` of the owned points s .. e − 1 (+ e for corners; wrapped on a
+    periodic axis, where the last corner is the first)."""
+    i = np.arange(s, e + (1 if corner else 0))
+    return np.mod(i, axis.n) if axis.periodic else i
 
 
 def _zone(axis, corner):
@@ -37,28 +46,30 @@ def _zone(axis, corner):
     return axis.lo + (np.arange(axis.n) + (0.0 if corner else 0.5)) * axis.h
 
 
-def _connection(p, x, ckx, cky):
-    """A⁽²⁾ = (A_x, A_kx, A_ky) (3, n_x, n_kx, n_ky, nb) at the x-positions ``x`` (whose first
-    and last points only serve the x-derivatives of A″: the result drops them) and the periodic
-    k-zones (centres or corners)."""
+def _connection(p, cx, ckx, cky):
+    """A⁽²⁾ = (A_x, A_kx, A_ky) and (∂_x A_kx, ∂_x A_ky), each (n_x, n_kx, n_ky, nb), on the
+    whole x-line staggered by ``cx`` and the periodic k-zones (centres or corners)."""
     ph = p.phys
     ax, _, akx, aky = p.mesh.axes
-    X, KX_, KY_ = np.meshgrid(x, _zone(akx, ckx), _zone(aky, cky), indexing="ij")
+    X, KX_, KY_ = np.meshgrid(_line(ax, cx), _zone(akx, ckx), _zone(aky, cky), indexing="ij")
     H, dH = p.model.evaluate(np.stack([X, np.zeros_like(X)], -1), np.stack([KX_, KY_], -1))
     g = band_geometry(H, dH, n_x=2)
-    dx = lambda F: (F[2:] - F[:-2]) / (2 * ax.h)  # noqa: E731
-    dkx = lambda F: spectral_derivative(F, akx.h, 1)[1:-1]  # noqa: E731
+    d1, d2 = axis_derivatives(ax)
+    dx = lambda F: d1(F, 0)  # noqa: E731
+    dkx = lambda F: spectral_derivative(F, akx.h, 1)  # noqa: E731
     out = []
     for b in p.bands:
-        A = np.zeros((3,) + g.energy.shape[:-1])[:, 1:-1]
+        A = np.zeros((5,) + g.energy.shape[:-1])  # A_x, A_kx, A_ky, ∂_x A_kx, ∂_x A_ky
         if "A2_shift_texture" in ph.terms:
-            Ap = positional_shift(g, b, threeband="A2_threeband" in ph.terms)[1:-1]
-            A = A + np.stack([Ap[..., X_], Ap[..., KX], Ap[..., KY]])
+            Ap = positional_shift(g, b, threeband="A2_threeband" in ph.terms)
+            A = A + np.stack([Ap[..., X_], Ap[..., KX], Ap[..., KY], dx(Ap[..., KX]), dx(Ap[..., KY])])
         if "A2_metric_gradient" in ph.terms:
             G = g.metric[..., b, :, :]
             A = A + 0.5 * np.stack([dx(G[..., X_, KX]) - dkx(G[..., X_, X_]),
                                     dx(G[..., KX, KX]) - dkx(G[..., KX, X_]),
-                                    dx(G[..., KY, KX]) - dkx(G[..., KY, X_])])
+                                    dx(G[..., KY, KX]) - dkx(G[..., KY, X_]),
+                                    d2(G[..., KX, KX], 0) - dx(dkx(G[..., KX, X_])),
+                                    d2(G[..., KY, KX], 0) - dx(dkx(G[..., KY, X_]))])
         out.append(A)
     return np.stack(out, -1)
 
@@ -77,13 +88,12 @@ def curvature(p, corner):
     m = p.mesh
     ax, _, akx, aky = m.axes
     cx, _, ckx, cky = corner
-    x = _grid(ax, m.s - 2, m.e + 2, cx)  # two extra x-points per side: A″, then ∂_x A
-    Ax, Akx, Aky = _connection(p, x, ckx, cky)
-    dx = lambda F: (F[2:] - F[:-2]) / (2 * ax.h)  # noqa: E731
-    dkx = lambda F: spectral_derivative(F, akx.h, 1)[1:-1]  # noqa: E731
-    dky = lambda F: spectral_derivative(F, aky.h, 2)[1:-1]  # noqa: E731
-    O = np.zeros(dx(Ax).shape + (4, 4))
-    for (a, b), val in (((KX, X_), dkx(Ax) - dx(Akx)), ((KY, X_), dky(Ax) - dx(Aky)),
+    own = _owned(ax, m.s, m.e, cx)
+    Ax, Akx, Aky, dxAkx, dxAky = _connection(p, cx, ckx, cky)[:, own]
+    dkx = lambda F: spectral_derivative(F, akx.h, 1)  # noqa: E731
+    dky = lambda F: spectral_derivative(F, aky.h, 2)  # noqa: E731
+    O = np.zeros(Ax.shape + (4, 4))
+    for (a, b), val in (((KX, X_), dkx(Ax) - dxAkx), ((KY, X_), dky(Ax) - dxAky),
                         ((KX, KY), dkx(Aky) - dky(Akx))):
         O[..., a, b], O[..., b, a] = val, -val
     O = _seam(O, [a for a, c in ((1, ckx), (2, cky)) if c])
@@ -98,8 +108,8 @@ def plaquette_circulation(p):
     m = p.mesh
     ax = m.axes[0]
     h = m.h
-    x = _grid(ax, m.s - 1, m.e + 1, True)  # corners s .. e plus one each side for A″
-    A = _seam(_connection(p, x, True, True), (2, 3))  # (3, n_xl+1, n_kx+1, n_ky+1, nb)
+    A = _connection(p, True, True, True)[:3, _owned(ax, m.s, m.e, True)]
+    A = _seam(A, (2, 3))  # (3, n_xl+1, n_kx+1, n_ky+1, nb)
     comp, axis = {0: A[0], 2: A[1], 3: A[2]}, {0: 0, 2: 1, 3: 2}
     first = lambda F, a: np.take(F, range(F.shape[a] - 1), axis=a)  # noqa: E731
     last = lambda F, a: np.take(F, range(1, F.shape[a]), axis=a)  # noqa: E731

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kinetic.derivatives import axis_derivatives
+
 TWO_PI = 2 * np.pi
 
 
@@ -160,17 +162,16 @@ class Transport4:
     # ------------------------------------------------------------------ moments
     def density(self, fvec) -> np.ndarray:
         """n(x, y) = Σ_n ∫[dk] D f for the owned x-y cells (nxl, ny), 1/Å²; with obs_quadrupole
-        plus ½ ∂²_x Σ_n ∫[dk] g_{k_x k_x} f (x-textures; second difference, physics.md §6.1)."""
+        plus ½ ∂²_x Σ_n ∫[dk] g_{k_x k_x} f (x-textures, physics.md §6.1; spectral on a periodic x,
+        fourth-order on an open one)."""
         p, m = self.p, self.m
         f = m.from_vec(fvec)
         n = (p.D * f).sum(axis=(2, 3, 4)) * p.measure()
         if "obs_quadrupole" in p.phys.terms:
             Q = m.comm.tompi4py().allgather((p.g_kxkx * f).sum(axis=(2, 3, 4)) * p.measure())
             Q = np.concatenate(Q, axis=0)  # (nx, ny), every rank
-            ext = np.concatenate([Q[-1:], Q, Q[:1]]) if m.axes[0].periodic else \
-                np.concatenate([Q[:1], Q, Q[-1:]])
-            d2 = (ext[2:] - 2 * ext[1:-1] + ext[:-2]) / m.axes[0].h ** 2
-            n = n + 0.5 * d2[m.s:m.e]
+            d2 = axis_derivatives(m.axes[0])[1]  # ∂²_x as in Ω″ (kinetic.texture2x2k)
+            n = n + 0.5 * d2(Q, 0)[m.s:m.e]
         return n
 
     def current(self, fvec, E=None) -> np.ndarray:

@@ -107,13 +107,15 @@ def build_more(kind, comm):
         ph = Physics(mu=0.3, kT=0.1, tau=6.0, E=(0.01,))
         pm = landau_shift(get_model("qwz", M=1.0), 2 * np.pi / 8)
         return Problem("1x2k", pm, (8, 16, 12), ph, x_range=(0.0, 8.0), comm=comm)
-    if kind == "1x2k_second":  # a mass texture: x-derivatives of A′, g cross the rank boundary
+    if kind in ("1x2k_second", "1x2k_second_wall"):  # x-derivatives of A′, g cross the ranks
         from kinetic.models.texture import Sine, texture
         from kinetic.semiclassics import FIRST_ORDER
 
-        ph = Physics(mu=0.3, kT=0.1, tau=6.0, E=(0.01,),
+        wall = kind.endswith("wall")  # + the field part of A′ (A2_shift_field)
+        ph = Physics(mu=0.3, kT=0.1, tau=6.0, E=(0.01,), boundary="wall" if wall else "periodic",
                      terms=frozenset(FIRST_ORDER + ("A2_shift_texture", "A2_threeband",
-                                                    "A2_metric_gradient", "obs_quadrupole")))
+                                                    "A2_metric_gradient", "obs_quadrupole")
+                                     + (("A2_shift_field",) if wall else ())))
         pm = texture(get_model("qwz", M=1.0), {"M": Sine(mean=1.0, amplitude=0.3, period=16.0)})
         return Problem("1x2k", pm, (16, 16, 12), ph, x_range=(0.0, 16.0), comm=comm)
     if kind in ("moyal_1x1k", "e2_1x2k"):  # ε⁽²⁾: Moyal engine (N = 3) / quasi-1D closed forms
@@ -132,10 +134,11 @@ def build_more(kind, comm):
         return Problem("1x2k", pm, (16, 16, 6), Physics(mu=-1.0, kT=0.1, tau=5.0, E=(0.01,),
                                                         terms=terms), x_range=(0.0, 16.0),
                        comm=comm)
-    if kind == "A2_shift":
+    if kind in ("A2_shift", "A2_shift_wall"):  # walls: fourth-order x-differences
         from kinetic.semiclassics import FIRST_ORDER
 
         ph = Physics(mu=0.1, kT=0.05, tau=5.0, E=(0.01,),
+                     boundary="wall" if kind.endswith("wall") else "periodic",
                      terms=frozenset(FIRST_ORDER + ("A2_shift_texture", "A2_shift_field",
                                                     "A2_metric_gradient", "obs_quadrupole",
                                                     "E2_quadrupole", "E2_bcp", "E2_curv2",
@@ -181,16 +184,17 @@ def test_muscl_parallel_equals_serial(layout, mode, monkeypatch):
 
 
 @pytest.mark.mpi(min_size=2)
-@pytest.mark.parametrize("kind", ["1x2k", "number_conserving", "A2_shift", "1x2k_second",
-                                  "number_conserving_steady", "moyal_1x1k", "e2_1x2k"])
+@pytest.mark.parametrize("kind", ["1x2k", "number_conserving", "A2_shift", "A2_shift_wall",
+                                  "1x2k_second", "1x2k_second_wall", "number_conserving_steady",
+                                  "moyal_1x1k", "e2_1x2k"])
 def test_more_paths_parallel_equals_serial(kind, monkeypatch):
     import test_solver_mpi as mod
 
     monkeypatch.setattr(mod, "build", lambda layout, comm: build_more(kind, comm))
 
     def run(tr, p):
-        if kind in ("1x2k", "A2_shift", "1x2k_second", "number_conserving_steady", "moyal_1x1k",
-                    "e2_1x2k"):
+        if kind in ("1x2k", "A2_shift", "A2_shift_wall", "1x2k_second", "1x2k_second_wall",
+                    "number_conserving_steady", "moyal_1x1k", "e2_1x2k"):
             return tr.steady()[0]
         f = p.field(p.f_loc * 0.9)
         tr.transient(f, 2.0, ts_type="ssp", dt=0.01)
