@@ -346,7 +346,8 @@ class Problem:
         if self.model.nb > 2:
             cell, corner = self._moyal_energy()
         else:
-            cell, corner = self._second_order_energy(Q1, Q2), self._second_order_energy(C1, C2)
+            cell = self._second_order_energy(Q1, Q2, corner=False)
+            corner = self._second_order_energy(C1, C2, corner=True)
         self.eps_cell = self.eps_cell + cell
         self.eps_corner = self.eps_corner + corner
 
@@ -388,30 +389,35 @@ class Problem:
             out.append(np.transpose(e2, (1, 0, 2, 3)).reshape(len(ki), len(xi), -1))
         return tuple(out)
 
-    def _second_order_energy(self, X, K, delta=2e-3):
-        """ε⁽²⁾_c (two bands, physics.md §4.5; quasi-1D per k_y in 1x2k) at points (X, K) for
-        every selected band (last axis: dof), with ∂a∂bσ_ab of term (iv) from central
-        differences of the metric at (X ± δ, K ± δ)."""
+    def _second_order_energy(self, X, K, corner: bool):
+        """ε⁽²⁾_c (two bands, physics.md §4.5; quasi-1D per k_y in 1x2k) at the owned cells
+        (corner False) or corners (X, K) for every selected band (last axis: dof)."""
         g = self._geometry_1d(X, K, order=2)
-        lap = None
-        if "E2_metric_laplacian" in self.phys.terms:
-            def metric(dx, dk):
-                return self._geometry_1d(X + dx, K + dk).metric
-
-            g0 = g.metric
-            gxp, gxm, gkp, gkm = (metric(delta, 0), metric(-delta, 0), metric(0, delta),
-                                  metric(0, -delta))
-            gpp, gpm, gmp, gmm = (metric(delta, delta), metric(delta, -delta),
-                                  metric(-delta, delta), metric(-delta, -delta))
-            # ∂a∂bσ_ab = ∂x²g_kk − 2∂x∂k g_kx + ∂k²g_xx   (σ = J g Jᵀ)
-            lap = ((gxp[..., 1, 1] - 2 * g0[..., 1, 1] + gxm[..., 1, 1]) / delta**2
-                   - 2 * (gpp[..., 1, 0] - gpm[..., 1, 0] - gmp[..., 1, 0] + gmm[..., 1, 0])
-                   / (4 * delta**2)
-                   + (gkp[..., 0, 0] - 2 * g0[..., 0, 0] + gkm[..., 0, 0]) / delta**2)
+        lap = self._metric_laplacian(corner) if "E2_metric_laplacian" in self.phys.terms else None
         gE = self._with_field(g)  # term (ii) includes the transport field in ε̄ and ε_n
         out = [second_order_energy(gE, b, self.phys.terms,
                                    None if lap is None else lap[..., b]) for b in self.bands]
         return np.stack(out, -1).reshape(X.shape + (-1,))
+
+    def _metric_laplacian(self, corner: bool):
+        """∂a∂bσ_ab = ∂²_x g_kk − 2∂_x∂_k g_kx + ∂²_k g_xx of every band (term (iv) of ε⁽²⁾,
+        physics.md §4.5) at the owned cells or corners, (n2 (+1), n1l (+1)[, n_ky], nb),
+        differentiated on the mesh (physics.md §2.6 rule 3): the geometry on the whole x-line
+        of cell centres or corners (every rank evaluates it), spectral in k; in x spectral on a
+        ring, fourth-order differences on an open x-range (``kinetic.derivatives``)."""
+        m = self.mesh
+        a1, a2 = m.axes
+        nx = a1.n + (1 if corner and not a1.periodic else 0)  # a ring's corners: n distinct
+        shift = 0.0 if corner else 0.5
+        K, X = np.meshgrid(a2.lo + (np.arange(a2.n) + shift) * a2.h,  # the k-zone, seam once
+                           a1.lo + (np.arange(nx) + shift) * a1.h, indexing="ij")
+        g = self._geometry_1d(X, K).metric  # (n_k, n_x[, n_ky], nb, 2, 2)
+        d1, d2 = axis_derivatives(a1)
+        dk = lambda F: spectral_derivative(F, a2.h, 0)  # noqa: E731
+        lap = d2(g[..., 1, 1], 1) - 2 * d1(dk(g[..., 1, 0]), 1) + dk(dk(g[..., 0, 0]))
+        own = np.arange(m.s1, m.e1 + (1 if corner else 0))
+        lap = lap[:, np.mod(own, a1.n) if a1.periodic else own]
+        return np.concatenate([lap, lap[:1]], axis=0) if corner else lap  # corner n2 = corner 0
 
     def _texture_curvatures_1x1k(self):
         """1x1k: Ω′_kx = ∂_k A′_x − ∂_x A′_k (A2_shift_texture, A2_threeband, A2_shift_field;
