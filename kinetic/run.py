@@ -263,16 +263,19 @@ def observables(p: Problem, tr: Transport, f, f_eq=None, tr_eq=None, polarizatio
     return out
 
 
-def texture_hall(p: Problem, tr: Transport, f, f_half, f_eq, tr_eq, obs: dict) -> None:
+def texture_hall(p: Problem, tr: Transport, fs, f_eq, tr_eq, obs: dict) -> None:
     """Add the τ⁰ Hall conductivity of a 1x2k texture to ``obs`` (physics.md §6.5 recipe):
-    σ_yx(x; τ) = (j_y[E_x] − j_y[0])/E_x with the magnetization current j_y[0] subtracted, at τ
-    and τ/2, extrapolated linearly to τ → 0: σ⁰ = 2σ(τ/2) − σ(τ). The x-field ``sigma_yx_tau0``
-    (S) and its mean over x (S and e²/h). The Onsager partner σ_xy needs E_y, which k_y-folded
-    1x2k cannot take: σ_yx is reported as computed, not antisymmetrized."""
+    σ_yx(x; τ) = (j_y[E_x] − j_y[0])/E_x with the magnetization current j_y[0] subtracted, from
+    the steady states ``fs`` at τ, τ/2, τ/4, extrapolated quadratically to τ → 0
+    (``kinetic.texture_hall.tau0_extrapolation``). The x-field ``sigma_yx_tau0`` (S) and its
+    mean over x (S and e²/h). The Onsager partner σ_xy needs E_y, which k_y-folded 1x2k cannot
+    take: σ_yx is reported as computed, not antisymmetrized (use mesh.y, 2x2k)."""
+    from kinetic.texture_hall import tau0_extrapolation
+
     Ex = float(np.atleast_1d(p.phys.E)[0])
     j0 = np.asarray(number_current(tr_eq or tr, f_eq, E=(0.0,)))[:, 1]
-    sig = [-(np.asarray(number_current(tr, g))[:, 1] - j0) / Ex for g in (f, f_half)]
-    s0 = 2 * sig[1] - sig[0]  # e²/ħ per x-cell (sheet conductivity, e = ħ = 1)
+    sig = [-(np.asarray(number_current(tr, g))[:, 1] - j0) / Ex for g in fs]
+    s0 = tau0_extrapolation(*sig)  # e²/ħ per x-cell (sheet conductivity, e = ħ = 1)
     L = p.mesh.axes[0].hi - p.mesh.axes[0].lo
     mean = float(total(p, s0)) / L
     obs["x_fields"]["sigma_yx_tau0"] = p.mesh.gather_x(s0)
@@ -674,11 +677,16 @@ def run(path, out=None, say=_rank0_print, restart=None, *, force=False, quiet=Fa
             if p.layout != "1x2k":
                 raise ConfigError("output.texture_hall = true: the τ⁰ Hall conductivity is "
                                   "computed for x-textures of 2D models (1x2k)")
-            tau, p.tau = p.tau, p.tau / 2  # a second steady state at τ/2 for the τ⁰ part
-            f_half, half = tr.steady()
+            from kinetic.texture_hall import TAU_FRACTIONS
+
+            tau, hall_states = p.tau, []  # steady states at τ/2, τ/4 for the τ⁰ part
+            for frac, name in zip(TAU_FRACTIONS[1:], ("half", "quarter")):
+                p.tau = tau * frac
+                g, info_g = tr.steady()
+                hall_states.append(g)
+                rows.append([f"texture_hall_tau_{name}", info_g["iterations"], info_g["residual"],
+                             info_g["converged_reason"], time.perf_counter() - t0])
             p.tau = tau
-            rows.append(["texture_hall_tau_half", half["iterations"], half["residual"],
-                         half["converged_reason"], time.perf_counter() - t0])
         diag = _csv(["solve", "iterations", "residual", "converged_reason", "wall_s"], rows)
     else:
         f, info, series, rows = _transient(cfg, p, tr, outdir, restart, say, quiet, t0)
@@ -694,8 +702,9 @@ def run(path, out=None, say=_rank0_print, restart=None, *, force=False, quiet=Fa
                  else field_of_time(cfg, p.phys.E)(units.fs_to_internal(cfg.t_end_fs)))
         obs = observables(p, tr, f, f_eq, tr_eq, E=E_end)
     if cfg.mode == "steady" and cfg.texture_hall:
-        texture_hall(p, tr, f, f_half, f_eq, tr_eq, obs)
-        f_half.destroy()
+        texture_hall(p, tr, [f] + hall_states, f_eq, tr_eq, obs)
+        for g in hall_states:
+            g.destroy()
     if tr_eq is not None and tr_eq is not tr:
         tr_eq.destroy()
     if cfg.exact_reference:

@@ -95,9 +95,12 @@ def build_problem4(cfg, model, comm):
 
 def onsager_texture_hall(tr, f_x, f_eq, rows, t0) -> dict:
     """The τ⁰ Hall conductivity of an x-texture with its Onsager partner (physics.md §6.5): the
-    E = (E_x, 0) state ``f_x`` is given; solve (E_x, 0) at τ/2 and (0, E_x) at τ and τ/2; with
-    j[0] (``f_eq``) subtracted, σ_yx = Δj_y/E_x and σ_xy = Δj_x/E_y at τ and τ/2, extrapolated
-    linearly to τ⁰, and σ_H = ½(σ_xy − σ_yx). x-y fields and box means (S, e²/h)."""
+    E = (E_x, 0) state ``f_x`` is given; solve (E_x, 0) at τ/2, τ/4 and (0, E_x) at τ, τ/2, τ/4;
+    with j[0] (``f_eq``) subtracted, σ_yx = Δj_y/E_x and σ_xy = Δj_x/E_y, extrapolated
+    quadratically to τ⁰ (``kinetic.texture_hall.tau0_extrapolation``: σ_xy has a τ² part), and
+    σ_H = ½(σ_xy − σ_yx). x-y fields and box means (S, e²/h)."""
+    from kinetic.texture_hall import TAU_FRACTIONS, tau0_extrapolation
+
     p = tr.p
     E = float(p.phys.E[0])
     j0 = -tr.current(f_eq, E=(0.0, 0.0))
@@ -108,16 +111,15 @@ def onsager_texture_hall(tr, f_x, f_eq, rows, t0) -> dict:
 
     sig = {("yx", 1.0): sigma(f_x, (E, 0.0), 1)}
     for label, Ev, comp in (("yx", (E, 0.0), 1), ("xy", (0.0, E), 0)):
-        for scale in ((0.5, 1.0) if label == "xy" else (0.5,)):
+        for scale in TAU_FRACTIONS if label == "xy" else TAU_FRACTIONS[1:]:
             p.tau = tau * scale
             g, info = tr.steady(E=Ev)
             p.tau = tau
-            rows.append([f"texture_hall_{label}_tau{'' if scale == 1.0 else '_half'}",
-                         info["iterations"], info["residual"], info["converged_reason"],
-                         time.perf_counter() - t0])
+            rows.append([f"texture_hall_{label}_tau_x{scale:g}", info["iterations"],
+                         info["residual"], info["converged_reason"], time.perf_counter() - t0])
             sig[(label, scale)] = sigma(g, Ev, comp)
             g.destroy()
-    s0 = {lab: 2 * sig[(lab, 0.5)] - sig[(lab, 1.0)] for lab in ("yx", "xy")}
+    s0 = {lab: tau0_extrapolation(*(sig[(lab, s)] for s in TAU_FRACTIONS)) for lab in ("yx", "xy")}
     s0["H"] = 0.5 * (s0["xy"] - s0["yx"])
     out = {"xy_fields": {f"sigma_{lab}_tau0": v for lab, v in s0.items()}}
     fac = units.E2_HBAR  # e²/ħ (sheet) -> S

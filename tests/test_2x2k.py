@@ -520,11 +520,12 @@ def test_second_order_terms_refused_for_textures_along_y_and_with_B():
 
 @pytest.mark.slow
 def test_v12_onsager_pair_from_2x2k():
-    """V12 from 2x2k in both directions: the τ⁰ slopes dσ_yx/dq (E_x) and dσ_xy/dq (E_y),
-    Richardson in q; σ_yx and the Onsager-antisymmetrized ½(σ_yx − σ_xy) converge to the exact
+    """V12 from 2x2k in both directions: the τ⁰ slopes dσ_yx/dq (E_x) and dσ_xy/dq (E_y)
+    (quadratic in τ over 5, 2.5, 1.25), Richardson in q; σ_yx and the Onsager-antisymmetrized ½(σ_yx − σ_xy) converge to the exact
     slope as O(h_k²) (the 2x2k current is a face-flux average; 1x2k's transverse velocity
     formula gives 3.5e-7 at 64²)."""
     from kinetic.reference import helical_exact_slope
+    from kinetic.texture_hall import tau0_extrapolation
 
     exact = -helical_exact_slope(-1.25, 0.1, 160)  # σ_yx slope
     slopes = {}
@@ -533,16 +534,19 @@ def test_v12_onsager_pair_from_2x2k():
             D = {}
             for q in (0.1, 0.05):
                 s = [(helical_hall(q, t, nk, direction)[0] - helical_hall(-q, t, nk, direction)[0])
-                     / (2 * q) for t in (2.5, 5.0)]
-                D[q] = 2 * s[0] - s[1]
+                     / (2 * q) for t in (5.0, 2.5, 1.25)]
+                D[q] = tau0_extrapolation(*s)
             slopes[nk, direction] = (4 * D[0.05] - D[0.1]) / 3
     err = {nk: (abs(slopes[nk, 0] / exact - 1),
                 abs(0.5 * (slopes[nk, 0] - slopes[nk, 1]) / exact - 1)) for nk in (32, 64)}
     # measured: σ_yx 4.93e-3 -> 1.24e-3 (O(h_k²), extrapolating to ~1e-5 like 1x2k's 3.5e-7);
-    # antisymmetrized 5.25e-3 -> 1.57e-3 (-> ~3e-4: σ_xy carries a mesh-independent symmetric
-    # slope of ~6.6e-4 of the exact one, unchanged by n_x = 8 -> 32)
+    # the antisymmetrized pair the same, because the τ⁰ slopes obey Onsager, σ_xy = −σ_yx, to
+    # ~1e-9 of the slope (a linear τ-extrapolation from τ = 2.5, 5 left σ_xy's τ² part in it:
+    # a spurious symmetric 6.6e-4 of the slope, mesh-independent)
     for i in (0, 1):
         assert err[64][i] < 2e-3 and err[32][i] / err[64][i] > 3.0
+    for nk in (32, 64):
+        assert abs(slopes[nk, 0] + slopes[nk, 1]) < 1e-7 * abs(exact)
 
 
 @pytest.mark.usefixtures("petsc")
@@ -578,7 +582,9 @@ texture_hall = true
 ''')
     s = run(p, out=tmp_path / "o", say=lambda m: None)
     o = s["observables"]
-    direct = {d: 2 * helical_hall(q, 2.5, nk, d)[0] - helical_hall(q, 5.0, nk, d)[0]
+    from kinetic.texture_hall import tau0_extrapolation
+
+    direct = {d: tau0_extrapolation(*(helical_hall(q, t, nk, d)[0] for t in (5.0, 2.5, 1.25)))
               for d in (0, 1)}
     yx, xy = (o[f"texture_hall_sigma_{k}_tau0"]["value"] / units.E2_HBAR for k in ("yx", "xy"))
     assert yx == pytest.approx(direct[0], rel=1e-8) and xy == pytest.approx(direct[1], rel=1e-8)

@@ -389,8 +389,8 @@ texture_hall = true
 
 
 def test_v12_through_kinetic_run_texture_hall(tmp_path):
-    """`[output] texture_hall = true`: the τ⁰ σ_yx (2σ(τ/2) − σ(τ), magnetization current
-    subtracted) of `kinetic run` for the helical builtin at q = ±0.1, ±0.05; the symmetric
+    """`[output] texture_hall = true`: the τ⁰ σ_yx (quadratic in τ over τ, τ/2, τ/4,
+    magnetization current subtracted) of `kinetic run` for the helical builtin at q = ±0.1, ±0.05; the symmetric
     differences, Richardson-extrapolated in q², give the exact V12 slope (S, via e²/ħ).
     Measured: the q = 0.05 difference alone is 1.1e-3 low (its q² error)."""
     from kinetic import units
