@@ -1,4 +1,4 @@
-"""Polarization split of the 1x1k and 1x2k density (physics.md §6.1), number units (charge −e).
+"""Polarization split of the 1x1k, 1x2k and 2x2k density (physics.md §6.1), number units (charge −e).
 
 x-fields per owned x-cell, from the distribution f (n_k, n_xl, bands):
 
@@ -12,10 +12,10 @@ In an insulator −∂_x P⁽ᵍ⁾ + ½∂²_x Q = ½∂_x ∫_BZ ∂_k g_kx = 
 the quadrupole cancel in static densities; they do not in metals. The derivatives are the
 solver's first derivatives (``kinetic.derivatives`` on the whole x-line: spectral on a periodic
 ring, fourth-order differences on an open x-range), so that for a filled band the split adds
-up to the solver's second-order density to round-off. 1x2k runs get the x-components
-(P_x, Q_xx). The charge fields are −e times these. Present when the
-corresponding terms are on: P_shift with A2_shift_texture or A2_shift_field, P_metric and Q
-with A2_metric_gradient.
+up to the solver's second-order density to round-off. 1x2k and 2x2k (x-textures) runs get
+the x-components (P_x, Q_xx), 2x2k as x-y fields. The charge fields are −e times these.
+Present when the corresponding terms are on: P_shift with A2_shift_texture or A2_shift_field,
+P_metric and Q with A2_metric_gradient.
 """
 from __future__ import annotations
 
@@ -27,10 +27,12 @@ from kinetic.semiclassics import positional_shift
 
 
 def polarization_fields(p, fvec) -> dict:
-    """The split of the module docstring for a 1x1k or 1x2k Problem ``p`` and its distribution
-    (Vec); {} for other layouts. Collective."""
+    """The split of the module docstring for a 1x1k, 1x2k or 2x2k problem ``p`` and its
+    distribution (Vec); {} for other layouts. Collective."""
     if p.layout == "1x2k":
         return _fields_1x2k(p, fvec)
+    if p.layout == "2x2k":
+        return fields_2x2k(p, fvec)
     if p.layout != "1x1k":
         return {}
     ph, m = p.phys, p.mesh
@@ -111,4 +113,39 @@ def _fields_1x2k(p, fvec) -> dict:
     if "obs_quadrupole" in ph.terms:
         Q = out["Q"] = (p.g_kk * m.local_view(fvec)).sum(axis=(0, 2)) * meas
     out["n_bound"] = _bound_density(p, P, Q)
+    return out
+
+
+def fields_2x2k(p, fvec) -> dict:
+    """2x2k, x-textures: the x-components of the split as x-y fields (n_xl, n_y) —
+    P′_x = Σ∫[dk] f A′_kx, P⁽ᵍ⁾_x = Σ∫[dk] f A″_kx (the connections of ``kinetic.texture2x2k``),
+    Q_xx = Σ∫[dk] f g_kxkx and n_bound = −∂_x(P′_x + P⁽ᵍ⁾_x) + ½ ∂_x∂_x Q_xx (the solver's first
+    x-derivative on the whole x-line); {} without texture connections. Collective."""
+    from kinetic.texture2x2k import connection_parts
+
+    if not getattr(p, "texture_terms", False):
+        return {}
+    m = p.mesh
+    f = m.from_vec(fvec)  # (n_xl, n_y, n_kx, n_ky, nb)
+    own = slice(m.s, m.e)
+    meas = p.measure()
+    conn = getattr(p, "_x_connections", None)  # A_kx at the owned cells (n_xl, n_kx, n_ky, nb)
+    if conn is None:
+        names = {"shift": "P_shift", "metric": "P_metric"}
+        conn = p._x_connections = {names[k]: v[1][own] for k, v in
+                                   connection_parts(p, False, False, False).items()}
+    out, P = {}, 0.0
+    for key, A in conn.items():
+        out[key] = (f * A[:, None]).sum(axis=(2, 3, 4)) * meas
+        P = P + out[key]
+    dx = axis_derivatives(m.axes[0])[0]
+
+    def line(F):  # owned x-rows (n_xl, n_y) -> the whole x-line (n_x, n_y) on every rank
+        return np.concatenate(m.comm.tompi4py().allgather(np.asarray(F)), axis=0)
+
+    bound = -dx(line(P), 0)
+    if "obs_quadrupole" in p.phys.terms:
+        out["Q"] = (p.g_kxkx * f).sum(axis=(2, 3, 4)) * meas
+        bound = bound + 0.5 * dx(dx(line(out["Q"]), 0), 0)
+    out["n_bound"] = bound[own]
     return out

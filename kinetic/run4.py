@@ -161,6 +161,9 @@ def observables4(tr, f, f_eq=None) -> dict:
         jt = j + tr.current(f_eq, E=(0.0, 0.0))
         fields.update({"j_transport_x": jt[..., 0], "j_transport_y": jt[..., 1]})
         out["mean_transport_current"] = {"value": (tr.mean(jt) * jfac).tolist(), "unit": "A/m"}
+    from kinetic.polarization import fields_2x2k
+
+    fields.update(fields_2x2k(tr.p, f) if hasattr(tr.p, "texture_terms") else {})
     out["xy_fields"] = fields
     return out
 
@@ -285,8 +288,12 @@ def _write_outputs4(outdir, m, xy, fgrid, summary, series, diag, say) -> None:
     fields = {nm: a.centres(0, a.n) for nm, a in zip(names, m.axes)}
     unit_map = dict(zip(names, kunits))
     fields["f"], unit_map["f"] = fgrid, f"occupation {fshape}"
+    special = {"n": (nfac, nunit), "n_bound": (nfac, nunit),  # polarization split (§6.1)
+               "P_shift": (-units.E_CHARGE * units.ANGSTROM ** -1, "C/m"),
+               "P_metric": (-units.E_CHARGE * units.ANGSTROM ** -1, "C/m"),
+               "Q": (-units.E_CHARGE, "C")}
     for key, vals in xy.items():
-        fac, unit = ((nfac, nunit) if key == "n" else (units.E2_HBAR, "S")
+        fac, unit = (special[key] if key in special else (units.E2_HBAR, "S")
                      if key.startswith("sigma_") else (jfac, "A/m"))
         fields[key] = vals * fac
         unit_map[key] = f"{unit} (N_x, N_y)"

@@ -46,9 +46,11 @@ def _zone(axis, corner):
     return axis.lo + (np.arange(axis.n) + (0.0 if corner else 0.5)) * axis.h
 
 
-def _connection(p, cx, ckx, cky):
-    """A⁽²⁾ = (A_x, A_kx, A_ky) and (∂_x A_kx, ∂_x A_ky), each (n_x, n_kx, n_ky, nb), on the
-    whole x-line staggered by ``cx`` and the periodic k-zones (centres or corners)."""
+def connection_parts(p, cx, ckx, cky) -> dict:
+    """The positional-shift (``"shift"``: A2_shift_texture, A2_threeband) and metric-gradient
+    (``"metric"``: A2_metric_gradient) parts of A⁽²⁾, each (5, n_x, n_kx, n_ky, nb) — A_x, A_kx,
+    A_ky, ∂_x A_kx, ∂_x A_ky — on the whole x-line staggered by ``cx`` and the periodic k-zones
+    (centres or corners); only the parts switched on are present."""
     ph = p.phys
     ax, _, akx, aky = p.mesh.axes
     X, KX_, KY_ = np.meshgrid(_line(ax, cx), _zone(akx, ckx), _zone(aky, cky), indexing="ij")
@@ -57,21 +59,31 @@ def _connection(p, cx, ckx, cky):
     d1, d2 = axis_derivatives(ax)
     dx = lambda F: d1(F, 0)  # noqa: E731
     dkx = lambda F: spectral_derivative(F, akx.h, 1)  # noqa: E731
-    out = []
-    for b in p.bands:
-        A = np.zeros((5,) + g.energy.shape[:-1])  # A_x, A_kx, A_ky, ∂_x A_kx, ∂_x A_ky
-        if "A2_shift_texture" in ph.terms:
+    out = {}
+    if "A2_shift_texture" in ph.terms:
+        parts = []
+        for b in p.bands:
             Ap = positional_shift(g, b, threeband="A2_threeband" in ph.terms)
-            A = A + np.stack([Ap[..., X_], Ap[..., KX], Ap[..., KY], dx(Ap[..., KX]), dx(Ap[..., KY])])
-        if "A2_metric_gradient" in ph.terms:
+            parts.append(np.stack([Ap[..., X_], Ap[..., KX], Ap[..., KY], dx(Ap[..., KX]),
+                                   dx(Ap[..., KY])]))
+        out["shift"] = np.stack(parts, -1)
+    if "A2_metric_gradient" in ph.terms:
+        parts = []
+        for b in p.bands:
             G = g.metric[..., b, :, :]
-            A = A + 0.5 * np.stack([dx(G[..., X_, KX]) - dkx(G[..., X_, X_]),
-                                    dx(G[..., KX, KX]) - dkx(G[..., KX, X_]),
-                                    dx(G[..., KY, KX]) - dkx(G[..., KY, X_]),
-                                    d2(G[..., KX, KX], 0) - dx(dkx(G[..., KX, X_])),
-                                    d2(G[..., KY, KX], 0) - dx(dkx(G[..., KY, X_]))])
-        out.append(A)
-    return np.stack(out, -1)
+            parts.append(0.5 * np.stack([dx(G[..., X_, KX]) - dkx(G[..., X_, X_]),
+                                         dx(G[..., KX, KX]) - dkx(G[..., KX, X_]),
+                                         dx(G[..., KY, KX]) - dkx(G[..., KY, X_]),
+                                         d2(G[..., KX, KX], 0) - dx(dkx(G[..., KX, X_])),
+                                         d2(G[..., KY, KX], 0) - dx(dkx(G[..., KY, X_]))]))
+        out["metric"] = np.stack(parts, -1)
+    return out
+
+
+def _connection(p, cx, ckx, cky):
+    """A⁽²⁾ = (A_x, A_kx, A_ky) and (∂_x A_kx, ∂_x A_ky), each (n_x, n_kx, n_ky, nb), on the
+    whole x-line staggered by ``cx`` and the periodic k-zones (centres or corners)."""
+    return sum(connection_parts(p, cx, ckx, cky).values())
 
 
 def _seam(F, axes):

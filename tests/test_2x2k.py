@@ -6,6 +6,8 @@ topological Hall current C/2π of a filled Chern band under a genuine 2D texture
 reductions to the already validated 2-D layouts — a homogeneous band gives the 0x2k steady
 state, a y-independent texture the 1x2k one (same discrete fluxes, so equal to round-off).
 """
+import json
+
 import numpy as np
 import pytest
 
@@ -593,3 +595,6 @@ texture_hall = true
     assert o["texture_hall_sigma_H_tau0_e2h"]["unit"] == "e^2/h"
     z = np.load(tmp_path / "o" / "fields.npz")
     assert z["sigma_H_tau0"].shape == (8, 2)
+    u = json.loads(str(z["units"]))  # the polarization split (x-components) as x-y fields
+    assert u["P_shift"].startswith("C/m") and u["Q"].startswith("C ") and u["n_bound"].startswith("1/m^2")
+    assert z["P_metric"].shape == (8, 2) and np.abs(z["P_metric"]).max() > 0

@@ -151,3 +151,66 @@ def test_split_adds_up_on_an_open_x_range(layout):
     assert np.abs(second - P["n_bound"]).max() < 1e-11 * np.abs(second).max()
     Pm = polarization_fields(pm, pm.field(f))
     assert np.abs(Pm["P_metric"]).max() > 1e-5 and np.abs(Pm["n_bound"]).max() < 1e-13
+
+
+@pytest.mark.usefixtures("petsc")
+@pytest.mark.parametrize("boundary", ["periodic", "wall"])
+def test_split_adds_up_in_2x2k_and_equals_1x2k(boundary):
+    """2x2k, an x-texture (the stacked trimer, three bands, no particle-hole symmetry), filled
+    lowest band (f = 1): −∂_x(P′_x + P⁽ᵍ⁾_x) + ½∂_x∂_x Q_xx is the 2x2k solver's second-order
+    density (Transport4.density with and without the terms) to round-off, the P⁽ᵍ⁾/Q parts
+    cancel, and every field equals the 1x2k split of the same texture at each y."""
+    from test_moyal import trimer2d_texture
+
+    from kinetic.models.texture import along_x
+    from kinetic.problem4 import Problem4
+    from kinetic.transport4 import Transport4
+
+    L = 24
+    pm = trimer2d_texture(L)
+
+    def build4(terms):
+        ph = Physics(mu=-0.7, kT=0.02, tau=10.0, E=(0.0, 0.0), terms=frozenset(terms), bands=(0,),
+                     boundary=boundary)
+        return Problem4(along_x(pm), (L, 2, 16, 8), ph, x_range=(0.0, float(L)), y_range=(0.0, 2.0))
+
+    p1, p2, pm4 = build4(FIRST_ORDER), build4(SECOND), build4(METRIC)
+    ones = np.ones(p2.f_loc.shape)
+    n = {k: Transport4(q).density(q.mesh.to_vec(ones)) for k, q in (("1", p1), ("2", p2))}
+    P = polarization_fields(p2, p2.mesh.to_vec(ones))
+    assert set(P) == {"P_shift", "P_metric", "Q", "n_bound"} and P["n_bound"].shape == (L, 2)
+    second = n["2"] - n["1"]
+    assert np.abs(second).max() > 1e-5
+    assert np.abs(second - P["n_bound"]).max() < 1e-10 * np.abs(second).max()
+    Pm = polarization_fields(pm4, pm4.mesh.to_vec(ones))
+    assert np.abs(Pm["P_metric"]).max() > 1e-5 and np.abs(Pm["n_bound"]).max() < 1e-13
+    q = Problem("1x2k", pm, (L, 16, 8), Physics(mu=-0.7, kT=0.02, tau=10.0, E=(0.0,), bands=(0,),
+                                               terms=frozenset(SECOND), boundary=boundary),
+                x_range=(0.0, float(L)))
+    P1 = polarization_fields(q, q.field(np.ones(q.D.shape)))
+    for key in P:
+        assert np.abs(P[key] - P1[key][:, None]).max() < 1e-12 * np.abs(P1[key]).max(), key
+
+
+@pytest.mark.mpi(min_size=2)
+def test_2x2k_split_parallel_equals_serial():
+    """The 2x2k split (x-derivatives on the whole x-line, gathered across ranks) of a steady
+    state in a field on 2 ranks equals the serial one."""
+    from petsc4py import PETSc
+
+    from kinetic.models import get_model, texture
+    from kinetic.models.texture import Sine, along_x
+    from kinetic.problem4 import Problem4
+    from kinetic.transport4 import Transport4
+
+    pm = along_x(texture(get_model("qwz", M=1.0), {"M": Sine(mean=1.0, amplitude=0.3, period=12.0)}))
+    out = {}
+    for name, comm in (("world", PETSc.COMM_WORLD), ("self", PETSc.COMM_SELF)):
+        p = Problem4(pm, (12, 2, 10, 10), Physics(mu=-1.0, kT=0.1, tau=5.0, E=(1e-3, 2e-3),
+                                                  terms=frozenset(SECOND), boundary="wall"),
+                     x_range=(0.0, 12.0), y_range=(0.0, 2.0), comm=comm)
+        f, _ = Transport4(p).steady()
+        out[name] = {k: p.mesh.gather_xy(v) for k, v in polarization_fields(p, f).items()}
+    if PETSc.COMM_WORLD.getRank() == 0:
+        for k, v in out["self"].items():
+            assert np.abs(out["world"][k] - v).max() <= 1e-10 * np.abs(v).max(), k
