@@ -11,10 +11,11 @@ into the dof (k_z conserved: E in the x-y plane, B ∥ z).
 
 Second-order terms (physics.md §4.8): all of them in 1x1k; in the homogeneous layouts the
 field-induced ones at B = 0 — ``E2_bcp`` (ε̃ += ½ G^R_ij E_i E_j) and ``A2_shift_field``
-(Ω′ = ∇_k × G^GYN E in the 0x2k anomalous velocity; zero in 0x1k) — with the texture terms
+(Ω′ = ∇_k × G^GYN E in the 0x2k and 0x3k anomalous velocities, all three components in
+0x3k; zero in 0x1k) — with the texture terms
 accepted as the exact zeros they are there (V15); in 1x2k the connections A′ (texture and
 field parts) and A″ (with the quadrupole density) in every curvature block and the quasi-1D
-ε⁽²⁾ and Wigner–Kirkwood terms per k_y; none in 0x3k yet. These fields are built for
+ε⁽²⁾ and Wigner–Kirkwood terms per k_y. These fields are built for
 physics.E: use ``with_field`` for a problem at another field (``field_dependent``).
 """
 from __future__ import annotations
@@ -233,7 +234,7 @@ class Problem:
             k = self._k_points(q1, q2)
             g = band_geometry(self.model.hamiltonian(k), self.model.dh_dk(k), n_x=0)
         eps_t, eps, D = [], [], []
-        E2 = self._field_vector() if self.layout in ("0x1k", "0x2k") else None
+        E2 = self._field_vector() if self.layout in ("0x1k", "0x2k", "0x3k") else None
         for b in self.bands:
             # homogeneous layouts: + ½ G^R_ij E_i E_j (E2_bcp, physics.md §4.5 (ii), V15)
             eps_t.append(corrected_energy(g, b, ph.terms, B=B, E=E2))
@@ -255,7 +256,7 @@ class Problem:
 
     def _field_vector(self) -> np.ndarray:
         """The uniform transport field as a vector with one component per k-dimension (V/Å)."""
-        d = 1 if self.layout in ("0x1k", "1x1k") else 2
+        d = 1 if self.layout in ("0x1k", "1x1k") else 3 if self.layout == "0x3k" else 2
         E = np.zeros(d)
         e = np.atleast_1d(np.asarray(self.phys.E, float))[:d]
         E[:len(e)] = e
@@ -264,15 +265,20 @@ class Problem:
     def _check_layout_terms(self):
         """Second-order terms the layout does not implement: ConfigError naming the term.
 
-        Homogeneous layouts (0x1k, 0x2k) take the field-induced terms (A2_shift_field, E2_bcp)
-        for B = 0. Every texture term (A2_shift_texture, A2_threeband, A2_metric_gradient with
+        Homogeneous layouts (0x1k, 0x2k, 0x3k) take the field-induced terms (A2_shift_field,
+        E2_bcp) for B = 0. Every texture term (A2_shift_texture, A2_threeband, A2_metric_gradient with
         obs_quadrupole, E2_quadrupole, E2_curv2, E2_metric_laplacian) vanishes identically
         there (no x-dependence, V = eE·x linear: G^R_{x·} = g_{x·} = Ω_kx = ∂_x g = ∂_x∂_x ε̄ = 0,
         physics.md V15) and is accepted as an exact zero."""
         ph = self.phys
         # (wk_correction is refused outside 1x1k and 1x2k in _evaluate_fields)
         second = sorted(t for t in ph.terms if TERMS[t].order == 2 and t != "wk_correction")
-        if self.layout in ("0x1k", "0x2k"):
+        E = np.atleast_1d(np.asarray(ph.E, float))
+        if self.layout == "0x3k" and E.size > 2 and E[2] != 0:
+            raise ConfigError(f"physics.electric_field = {E.tolist()}: the 0x3k layout folds k_z "
+                              "into the dof and needs k_z conserved: E_z = 0 (B is along z); "
+                              "put the field in the x-y plane")
+        if self.layout in ("0x1k", "0x2k", "0x3k"):
             if second and ph.B != 0:
                 raise ConfigError(
                     f"physics.terms: {second[0]!r} together with physics.magnetic_field ≠ 0 is not "
@@ -283,17 +289,10 @@ class Problem:
             return
         if self.layout == "1x2k":  # the texture connections A′, A″ (and the quadrupole density)
             second = [t for t in second if t not in TEXTURE_TERMS_1X2K]
-        if self.layout in ("1x2k", "0x3k") and second:
-            allowed = (f"; 1x2k takes {', '.join(sorted(TEXTURE_TERMS_1X2K))}"
-                       if self.layout == "1x2k" else "")
-            raise ConfigError(f"physics.terms: {second[0]!r} is implemented for the 1x1k, 0x1k "
-                              f"and 0x2k layouts so far, not for {self.layout}{allowed} (issue #5 "
-                              "extends it)")
-        E = np.atleast_1d(np.asarray(ph.E, float))
-        if self.layout == "0x3k" and E.size > 2 and E[2] != 0:
-            raise ConfigError(f"physics.electric_field = {E.tolist()}: the 0x3k layout folds k_z "
-                              "into the dof and needs k_z conserved: E_z = 0 (B is along z); "
-                              "put the field in the x-y plane")
+        if self.layout == "1x2k" and second:
+            raise ConfigError(f"physics.terms: {second[0]!r} is not implemented for 1x2k, which "
+                              f"takes {', '.join(sorted(TEXTURE_TERMS_1X2K))} (issue #5 extends "
+                              "it)")
 
     def _field_shift_curvature(self, g_corner):
         """0x2k: cell averages of the field-induced curvature Ω′_z = ∂_kx A′_ky − ∂_ky A′_kx with
@@ -312,7 +311,32 @@ class Problem:
                     - 0.5 * (Ax[1:, :-1] + Ax[1:, 1:]) * a1.h
                     - 0.5 * (Ay[:-1, :-1] + Ay[1:, :-1]) * a2.h)
             out.append(circ / (a1.h * a2.h))
-        return np.stack(out, -1)
+        return np.stack(out, -1).reshape(self.D.shape)  # 0x3k: dof = (k_z, band)
+
+    def _field_terms_z(self, g_corner):
+        """0x3k: the field-induced terms in the z-velocity (physics.md §4.2, §4.5 (ii), V15):
+        Ω′_x = ∂_ky A′_kz − ∂_kz A′_ky and Ω′_y = ∂_kz A′_kx − ∂_kx A′_kz (A′ = G^GYN E,
+        A2_shift_field) added to curv_x, curv_y, and ∂_kz ε⁽²⁾ (E2_bcp) to vel_z, at the cells:
+        k_x, k_y derivatives from corner differences (averaged over the cell's two edges), k_z
+        derivatives spectral across the folded k_z, corner values averaged to the cell."""
+        a1, a2 = self.mesh.axes
+        hz = self._kz_axis.h
+        n2, n1 = self.D.shape[:2]
+        shape = (n2, n1, len(self.kz), len(self.bands))
+        if "E2_bcp" in self.phys.terms:  # ε̃ − ε = ε⁽²⁾ at B = 0
+            e2 = (self.eps_cell - self.eps_bare).reshape(shape)
+            self.vel_z = self.vel_z + spectral_derivative(e2, hz, 2).reshape(self.D.shape)
+        if "A2_shift_field" not in self.phys.terms:
+            return
+        E = self._field_vector()
+        A = np.stack([field_shift(g_corner, b, E) for b in self.bands], -2)  # (n2+1, n1+1, nkz, nb, 3)
+        cell = lambda F: 0.25 * (F[1:, 1:] + F[1:, :-1] + F[:-1, 1:] + F[:-1, :-1])  # noqa: E731
+        d_kx = lambda F: 0.5 * ((F[1:, 1:] - F[1:, :-1]) + (F[:-1, 1:] - F[:-1, :-1])) / a1.h  # noqa
+        d_ky = lambda F: 0.5 * ((F[1:, 1:] - F[:-1, 1:]) + (F[1:, :-1] - F[:-1, :-1])) / a2.h  # noqa
+        d_kz = lambda F: cell(spectral_derivative(F, hz, 2))  # noqa: E731
+        Ax, Ay, Az = A[..., 0], A[..., 1], A[..., 2]
+        self.curv_x = self.curv_x + (d_ky(Az) - d_kz(Ay)).reshape(self.D.shape)
+        self.curv_y = self.curv_y + (d_kz(Ax) - d_kx(Az)).reshape(self.D.shape)
 
     def _with_field(self, g):
         """The geometry with the transport potential V = eE·x in every band energy (∂_x ε += E),
@@ -540,9 +564,9 @@ class Problem:
         a1 = m.axes[0]
         if not a1.periodic:  # corners outside [lo, hi] do not occur; clip for safety
             C1 = np.clip(C1, a1.lo, a1.hi)
-        homogeneous = self.layout in ("0x1k", "0x2k")
+        homogeneous = self.layout in ("0x1k", "0x2k", "0x3k")
         field_terms = {"A2_shift_field", "E2_bcp"} & ph.terms
-        if (homogeneous or self.layout == "0x3k") and ph.B == 0 and not field_terms:
+        if homogeneous and ph.B == 0 and not field_terms:
             # homogeneous, no B: ε̃ = ε at the corners (Δε⁽¹⁾ = 0, no m·B): eigenvalues suffice
             k = self._k_points(C1, C2)
             ev = np.linalg.eigvalsh(self.model.hamiltonian(k))
@@ -560,8 +584,12 @@ class Problem:
             # Ω′ ≡ 0). D = Pf ω_c stays 1: at B = 0 with Ω_xx = Ω_kx = 0 (no texture, A′_x = 0)
             # the Ω_kk terms of the Pfaffian are multiplied by Ω_xy − B = 0 (physics.md §3.2),
             # and ω_c gives k̇ = −E and ẋ = ∇_k ε̃ + E × (Ω + Ω′) ẑ (observables.number_current).
-            if "A2_shift_field" in ph.terms and self.layout == "0x2k":
+            # 0x3k (k_z folded, E_z = 0): the same per k_z, plus Ω′_x, Ω′_y and ∂_kz ε⁽²⁾ in the
+            # z-velocity D ż = ∂_kz ε̃ + (E × (Ω + Ω′))_z.
+            if "A2_shift_field" in ph.terms and self.layout in ("0x2k", "0x3k"):
                 self.curv_z = self.curv_z + self._field_shift_curvature(g_corner)
+            if self.layout == "0x3k" and field_terms:
+                self._field_terms_z(g_corner)
         elif self.layout == "1x2k":
             if ENERGY_TERMS & ph.terms:  # quasi-1D ε⁽²⁾ per k_y (physics.md §4.5)
                 self._add_second_order_energy(Q1, Q2, C1, C2)

@@ -15,8 +15,16 @@ reference fluxes use W^G = −G(ε̃) B (G' = f_FD), so the field-free equilibri
 round-off. The mesh is a ``PhaseMesh4`` with axes (k_x, k_y, k_z) and a folded axis of one
 point (dof = bands), split along k_x; the matrix is assembled by COO (``kinetic.coo``).
 Use the folded ``0x3k`` of ``kinetic.problem`` when E_z = 0 and B ∥ z (faster).
+
+Second order (B = 0 only, physics.md §4.2, §4.5 (ii), V15): ``E2_bcp`` adds ε⁽²⁾ = ½ G^R_ij E_iE_j
+to ε̃ (band velocity; with ``relax_to_corrected_energy`` the local equilibrium, IAD) and
+``A2_shift_field`` adds Ω′ = ∇_k × (G^GYN E) to Ω in the anomalous velocity E × Ω (D stays 1
+at B = 0, and the k-space fluxes are −E alone); the texture terms are the exact zeros of a
+homogeneous band. These fields depend on E: ``with_field`` rebuilds them at another field.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -27,7 +35,8 @@ from kinetic.mesh import Axis, collective
 from kinetic.mesh4 import PhaseMesh4
 from kinetic.operator import fermi
 from kinetic.problem import cell_relaxation_time
-from kinetic.semiclassics import TERMS, check_solver_terms, corrected_energy, curvature_blocks
+from kinetic.semiclassics import (TERMS, check_solver_terms, corrected_energy, curvature_blocks,
+                                  field_shift)
 
 TWO_PI = 2 * np.pi
 CYCLIC = ((0, 1, 2), (1, 2, 0), (2, 0, 1))  # (a, b, c): face ⊥ a spans (b, c)
@@ -52,10 +61,17 @@ class Problem3K:
     def __init__(self, model, n, physics, *, k_range=None, comm=None):
         ph = self.phys = physics
         ph.terms = check_solver_terms(ph.terms)
+        self._args = (model, n, k_range, comm)
+        self.E, self.B = _vec3(ph.E, "physics.electric_field"), _vec3(
+            ph.B if np.ndim(ph.B) else (0.0, 0.0, ph.B), "physics.magnetic_field")
         second = sorted(t for t in ph.terms if TERMS[t].order == 2)
-        if second:
-            raise ConfigError(f"physics.terms: {second[0]!r} is not implemented for 3D bands with "
-                              "E_z ≠ 0 or B not along z (first-order geometry only)")
+        if second and self.B.any():
+            raise ConfigError(f"physics.terms: {second[0]!r} together with physics.magnetic_field "
+                              "≠ 0 is not specified (physics.md §4.8 gives no B-dependent "
+                              "second-order terms); set magnetic_field = 0 or switch it off")
+        if "wk_correction" in ph.terms:
+            raise ConfigError("physics.terms: wk_correction is implemented for 1x1k and 1x2k "
+                              "(per k_y) so far")
         for key, bad, allowed in (("solver.reconstruction", ph.reconstruction != "upwind", "upwind"),
                                   ("physics.number_conserving", ph.number_conserving, "false")):
             if bad:
@@ -63,8 +79,7 @@ class Problem3K:
                                   f"layout allows {allowed} so far")
         if getattr(model, "dim", None) != 3 or getattr(model, "dim_x", 0):
             raise ConfigError("model: the general 0x3k layout needs a homogeneous 3D model")
-        self.model, self.E, self.B = model, _vec3(ph.E, "physics.electric_field"), _vec3(
-            ph.B if np.ndim(ph.B) else (0.0, 0.0, ph.B), "physics.magnetic_field")
+        self.model = model
         self.bands = tuple(range(model.nb)) if ph.bands is None else tuple(ph.bands)
         for b in self.bands:
             if not 0 <= b < model.nb:
@@ -90,6 +105,19 @@ class Problem3K:
         return tuple(Axis(name, int(m), lo, hi, True)
                      for name, m, (lo, hi) in zip(("kx", "ky", "kz"), n, k_range))
 
+    @property
+    def field_dependent(self) -> bool:
+        """True when ε̃, Ω′ and f_loc depend on physics.E (a field-induced second-order term is
+        on and E ≠ 0): the E = 0 reference then comes from ``with_field(0)``."""
+        return bool({"A2_shift_field", "E2_bcp"} & self.phys.terms) and bool(self.E.any())
+
+    def with_field(self, E) -> "Problem3K":
+        """The same problem with its fields built at the uniform field E (3 components, V/Å)."""
+        model, n, k_range, comm = self._args
+        ph = dataclasses.replace(self.phys, E=tuple(_vec3(E, "E")))
+        return Problem3K(model, n, ph, k_range=k_range,
+                         comm=self.mesh.comm if comm is None else comm)
+
     # ------------------------------------------------------------------ fields
     def _points(self, corner):
         """Wave vectors (..., 3) of the owned points staggered by ``corner`` (3 flags)."""
@@ -98,24 +126,50 @@ class Problem3K:
         return np.stack([np.broadcast_to(k, shape) for k in K], -1)
 
     def _energy(self, corner):
-        """ε̃ (..., nb) at staggered points: ε − m·B (E1_gradient)."""
+        """ε̃ (..., nb) at staggered points: ε − m·B (E1_gradient) + ½ G^R_ij E_iE_j (E2_bcp)."""
         k = self._points(corner)
-        if not self.B.any() or "E1_gradient" not in self.phys.terms:
+        terms = self.phys.terms
+        if not (self.B.any() and "E1_gradient" in terms) and not (
+                self.E.any() and "E2_bcp" in terms):
             ev = np.linalg.eigvalsh(self.model.hamiltonian(k))
             return ev[..., list(self.bands)]
         g = band_geometry(self.model.hamiltonian(k), self.model.dh_dk(k), n_x=0)
-        return np.stack([corrected_energy(g, b, self.phys.terms, B=self.B) for b in self.bands], -1)
+        return np.stack([corrected_energy(g, b, terms, B=self.B, E=self.E)
+                         for b in self.bands], -1)
+
+    def _field_shift_curvature(self):
+        """Ω′ = ∇_k × A′, A′ = G^GYN E (A2_shift_field), at the owned cells (..., nb, 3): A′ at
+        the cell corners, each derivative the corner differences along its axis averaged over
+        the cell's four edges (second order in h)."""
+        k = self._points((True,) * 3)
+        g = band_geometry(self.model.hamiltonian(k), self.model.dh_dk(k), n_x=0)
+        A = np.stack([field_shift(g, b, self.E) for b in self.bands], -2)  # (..., nb, 3)
+        h = self.mesh.h
+
+        def pair_mean(F, axis):
+            n = F.shape[axis] - 1
+            return 0.5 * (np.take(F, range(n), axis=axis) + np.take(F, range(1, n + 1), axis=axis))
+
+        def d(F, b):  # ∂_b F at the cell centres
+            out = np.diff(F, axis=b) / h[b]
+            for other in {0, 1, 2} - {b}:
+                out = pair_mean(out, other)
+            return out
+
+        return np.stack([d(A[..., c], b) - d(A[..., b], c) for _, b, c in CYCLIC], -1)
 
     def _evaluate_fields(self):
         ph = self.phys
         k = self._points((False,) * 3)
         g = band_geometry(self.model.hamiltonian(k), self.model.dh_dk(k), n_x=0)
         self.eps_bare = g.energy[..., list(self.bands)]
-        self.eps_cell = np.stack([corrected_energy(g, b, ph.terms, B=self.B)
+        self.eps_cell = np.stack([corrected_energy(g, b, ph.terms, B=self.B, E=self.E)
                                   for b in self.bands], -1)
         kk = [curvature_blocks(g, b, ph.terms)[0] for b in self.bands]  # (..., 3, 3)
         self.omega = np.stack([np.stack([O[..., 1, 2], O[..., 2, 0], O[..., 0, 1]], -1)
                                for O in kk], -2)  # Ω vector (..., nb, 3)
+        if "A2_shift_field" in ph.terms and self.E.any():  # + Ω′ (B = 0: D stays 1)
+            self.omega = self.omega + self._field_shift_curvature()
         self.D = 1.0 + self.omega @ self.B
         if np.any(self.D <= 0):
             raise ConfigError("phase-space density D = 1 + B·Ω ≤ 0 somewhere: the magnetic field "

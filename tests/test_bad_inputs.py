@@ -431,12 +431,13 @@ CASES = {
     "run_mesh_preset_unknown": run(edit(RING, "k = [32]\nx = { n = 16, length = 16.0 }", 'preset = "ring255"'),
                                    "mesh.preset = 'ring255'", "did you mean 'ring256'"),
     "run_mesh_kmax_missing": run(edit(TEXTURE, "kmax = 4.0\n", ""), "mesh.kmax", "'dirac1d'"),
-    "run_3d_field_along_z_second_order": run(add(edit(edit(edit(RING, '"rice_mele"', '"cosine3d"'),
-                                              "[texture]\nbuiltin = \"rice_mele_ring\"\n", ""),
-                                         "k = [32]\nx = { n = 16, length = 16.0 }", "k = [8, 8, 8]"),
-                                    "physics", "electric_field = [0.0, 0.0, 1e8]\n"
-                                    'terms = ["berry_kk", "E2_bcp"]'),
-                                "physics.terms", "'E2_bcp'", "E_z ≠ 0 or B not along z"),
+    "run_3d_second_order_with_b": run(add(edit(edit(edit(RING, '"rice_mele"', '"cosine3d"'),
+                                       "[texture]\nbuiltin = \"rice_mele_ring\"\n", ""),
+                                  "k = [32]\nx = { n = 16, length = 16.0 }", "k = [8, 8, 8]"),
+                             "physics", "electric_field = [0.0, 0.0, 1e8]\n"
+                             "magnetic_field = [1.0, 0.0, 0.0]\n"
+                             'terms = ["berry_kk", "E2_bcp"]'),
+                         "physics.terms", "'E2_bcp'", "together with physics.magnetic_field"),
     "run_3d_magnetic_field_two_components": run(
         add(edit(edit(edit(RING, '"rice_mele"', '"cosine3d"'), "[texture]\nbuiltin = \"rice_mele_ring\"\n", ""),
                  "k = [32]\nx = { n = 16, length = 16.0 }", "k = [8, 8, 8]"),

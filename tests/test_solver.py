@@ -480,13 +480,16 @@ def test_0x3k_magnetotransport_parabolic_band():
     assert syx == pytest.approx(s0 * wt / (1 + wt**2), rel=5e-3)
 
 
-def test_0x3k_refuses_ez_and_second_order():
+def test_0x3k_refuses_ez_and_second_order_with_b():
     model = layered_chern()
     with pytest.raises(ConfigError, match="E_z = 0"):
         Problem("0x3k", model, (8, 8, 4), Physics(mu=1.0, kT=0.1, tau=5.0, E=(0.0, 0.0, 1e-3)))
-    with pytest.raises(ConfigError, match="not for 0x3k"):
+    with pytest.raises(ConfigError, match="magnetic_field"):
         Problem("0x3k", model, (8, 8, 4), Physics(mu=1.0, kT=0.1, tau=5.0, E=(1e-3, 0.0, 0.0),
-                                                  terms=frozenset(["berry_kk", "E2_bcp"])))
+                                                  B=0.05, terms=frozenset(["berry_kk", "E2_bcp"])))
+    with pytest.raises(ConfigError, match="wk_correction"):
+        Problem("0x3k", model, (8, 8, 4), Physics(mu=1.0, kT=0.1, tau=5.0, E=(1e-3, 0.0, 0.0),
+                                                  terms=frozenset(["berry_kk", "wk_correction"])))
 
 
 def _orders(p, direction):

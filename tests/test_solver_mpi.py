@@ -134,6 +134,13 @@ def build_more(kind, comm):
         return Problem("1x2k", pm, (16, 16, 6), Physics(mu=-1.0, kT=0.1, tau=5.0, E=(0.01,),
                                                         terms=terms), x_range=(0.0, 16.0),
                        comm=comm)
+    if kind == "0x3k_second":  # field terms at B = 0: Ω′_x, Ω′_y, ∂_kz ε⁽²⁾ from corner values
+        from test_nonlinear_solver import FIELD_TERMS, _layered_tilted
+        from kinetic.semiclassics import FIRST_ORDER
+
+        ph = Physics(mu=0.3, kT=0.15, tau=2.0, E=(0.01, 0.004, 0.0),
+                     terms=frozenset(FIRST_ORDER + FIELD_TERMS + ("relax_to_corrected_energy",)))
+        return Problem("0x3k", _layered_tilted(), (16, 16, 6), ph, comm=comm)
     if kind in ("A2_shift", "A2_shift_wall"):  # walls: fourth-order x-differences
         from kinetic.semiclassics import FIRST_ORDER
 
@@ -186,7 +193,7 @@ def test_muscl_parallel_equals_serial(layout, mode, monkeypatch):
 @pytest.mark.mpi(min_size=2)
 @pytest.mark.parametrize("kind", ["1x2k", "number_conserving", "A2_shift", "A2_shift_wall",
                                   "1x2k_second", "1x2k_second_wall", "number_conserving_steady",
-                                  "moyal_1x1k", "e2_1x2k"])
+                                  "moyal_1x1k", "e2_1x2k", "0x3k_second"])
 def test_more_paths_parallel_equals_serial(kind, monkeypatch):
     import test_solver_mpi as mod
 
@@ -194,7 +201,7 @@ def test_more_paths_parallel_equals_serial(kind, monkeypatch):
 
     def run(tr, p):
         if kind in ("1x2k", "A2_shift", "A2_shift_wall", "1x2k_second", "1x2k_second_wall",
-                    "number_conserving_steady", "moyal_1x1k", "e2_1x2k"):
+                    "number_conserving_steady", "moyal_1x1k", "e2_1x2k", "0x3k_second"):
             return tr.steady()[0]
         f = p.field(p.f_loc * 0.9)
         tr.transient(f, 2.0, ts_type="ssp", dt=0.01)
