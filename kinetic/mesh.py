@@ -28,6 +28,14 @@ import numpy as np
 from kinetic.errors import ConfigError
 
 
+def gather_line(comm, F, axis: int = 0) -> np.ndarray:
+    """The ranks' owned blocks of F (split along ``axis``, in rank order) joined into the whole
+    line on every rank. Collective over the PETSc communicator ``comm``."""
+    if comm.getSize() == 1:
+        return np.asarray(F)
+    return np.concatenate(comm.tompi4py().allgather(np.ascontiguousarray(F)), axis=axis)
+
+
 def collective(comm, fn):
     """Run fn on every rank of the PETSc communicator ``comm``; if a user error (KineticError)
     occurs on any rank, raise it on all ranks (a rank's own error, else the first failing

@@ -49,7 +49,9 @@ def quadrupole_density(p, f) -> np.ndarray:
 
 def _line(p, Q) -> np.ndarray:
     """An x-moment (n1l,) of every rank gathered into the whole x-line (N1,). Collective."""
-    return np.concatenate(p.mesh.comm.tompi4py().allgather(np.asarray(Q)))
+    from kinetic.mesh import gather_line
+
+    return gather_line(p.mesh.comm, Q)
 
 
 def line_dx(p, F) -> np.ndarray:
@@ -61,9 +63,11 @@ def line_dx(p, F) -> np.ndarray:
 def quadrupole_current(transport, fvec, E=None) -> np.ndarray:
     """The x-component of the quadrupole current j_Q = −½ ∂_x ∂_t Σ_n ∫[dk] g_{k_x k_x} f (number
     units; charge (e/2)∂_x∂_t∫g f, physics.md §6.2), so that ∂_t n + ∂_x j = 0 holds with the
-    quadrupole density of ``quadrupole_density`` (exactly on a ring; to the O(h⁴) of the
-    differences on an open x-range). ∂_t f is the kinetic equation's right-hand side
-    at f (field E, default physics.E; the local equilibrium of f); zero in steady states.
+    quadrupole density of ``quadrupole_density`` (exactly on a ring; on an open x-range ∂_t n_Q
+    takes the second-derivative stencil and j_Q the first derivative twice: they agree to
+    O(h⁴) inside and O(h³) in the one-sided end rows). ∂_t f is the kinetic equation's
+    right-hand side at f (field E, default physics.E; the local equilibrium of f); zero in
+    steady states.
     Owned x-cells (n1l,); 1x1k and 1x2k with obs_quadrupole. Collective."""
     p = transport.p
     E = p.phys.E if E is None else E

@@ -23,7 +23,7 @@ import numpy as np
 
 from kinetic.derivatives import axis_derivatives, spectral_derivative
 from kinetic.geometry import band_geometry
-from kinetic.semiclassics import positional_shift
+from kinetic.mesh import gather_line
 
 
 def polarization_fields(p, fvec) -> dict:
@@ -46,17 +46,13 @@ def polarization_fields(p, fvec) -> dict:
     own = slice(m.s1, m.e1)
     shift = bool({"A2_shift_texture", "A2_shift_field"} & ph.terms)
     metric = "A2_metric_gradient" in ph.terms
-    three = "A2_threeband" in ph.terms
     out = {"n_berry": 0.0}
     for j, b in enumerate(p.bands):
         fb = f[..., j]
         if "berry_kx" in ph.terms:
             out["n_berry"] = out["n_berry"] + (fb * g.curvature[:, own, b, 1, 0]).sum(0) * meas
         if shift:
-            A_tex = positional_shift(g, b, threeband=three)[..., 1]
-            A = A_tex if "A2_shift_texture" in ph.terms else np.zeros(A_tex.shape)
-            if "A2_shift_field" in ph.terms:
-                A = A + positional_shift(p._with_field(g), b, threeband=three)[..., 1] - A_tex
+            A = p.shift_connection(g, b)[..., 1]
             out["P_shift"] = out.get("P_shift", 0.0) + (fb * A[:, own]).sum(0) * meas
         if metric:
             gkk, gkx = g.metric[..., b, 1, 1], g.metric[..., b, 1, 0]
@@ -116,6 +112,18 @@ def _fields_1x2k(p, fvec) -> dict:
     return out
 
 
+def si_units(d: int) -> dict:
+    """(factor, unit) from internal units (e = 1, Å) to SI of the split's fields in d dimensions:
+    densities, polarization (dipole per length^(d−1)) and quadrupole of physics.md §6.1."""
+    from kinetic import units
+
+    nd = units.density_si(d)
+    return {"n_berry": nd, "n_bound": nd,
+            "P_shift": (-units.E_CHARGE * units.ANGSTROM ** (1 - d), {1: "C", 2: "C/m"}[d]),
+            "P_metric": (-units.E_CHARGE * units.ANGSTROM ** (1 - d), {1: "C", 2: "C/m"}[d]),
+            "Q": (-units.E_CHARGE * units.ANGSTROM ** (2 - d), {1: "C*m", 2: "C"}[d])}
+
+
 def fields_2x2k(p, fvec) -> dict:
     """2x2k, x-textures: the x-components of the split as x-y fields (n_xl, n_y) —
     P′_x = Σ∫[dk] f A′_kx, P⁽ᵍ⁾_x = Σ∫[dk] f A″_kx (the connections of ``kinetic.texture2x2k``),
@@ -141,7 +149,7 @@ def fields_2x2k(p, fvec) -> dict:
     dx = axis_derivatives(m.axes[0])[0]
 
     def line(F):  # owned x-rows (n_xl, n_y) -> the whole x-line (n_x, n_y) on every rank
-        return np.concatenate(m.comm.tompi4py().allgather(np.asarray(F)), axis=0)
+        return gather_line(m.comm, F)
 
     bound = -dx(line(P), 0)
     if "obs_quadrupole" in p.phys.terms:

@@ -27,56 +27,59 @@ import numpy as np
 from kinetic.derivatives import MIN_OPEN_POINTS, axis_derivatives, spectral_derivative
 from kinetic.errors import ConfigError
 from kinetic.geometry import band_geometry
-from kinetic.mesh import Axis, PhaseMesh, collective
+from kinetic.mesh import Axis, PhaseMesh, collective, gather_line
 from kinetic.operator import StreamOperator, fermi
 from kinetic.semiclassics import (DEFAULT_TERMS, TERMS, check_solver_terms, corrected_energy,
                                   curvature_blocks, field_shift, phase_space_density,
                                   positional_shift, second_order_energy, wigner_kirkwood)
 
 TWO_PI = 2 * np.pi
-#: second-order terms of the 1x2k layout (quasi-1D textures): the texture positional shift A′
-#: and the metric-gradient connection A″ in every curvature block, and the quadrupole density
-TEXTURE_TERMS_1X2K = {"A2_shift_texture", "A2_threeband", "A2_shift_field", "A2_metric_gradient",
-                      "obs_quadrupole", "E2_quadrupole", "E2_bcp", "E2_curv2",
-                      "E2_metric_laplacian"}
 #: second-order energy terms (two bands; in 1x2k the quasi-1D form per k_y, physics.md §4.5)
 ENERGY_TERMS = {"E2_quadrupole", "E2_bcp", "E2_curv2", "E2_metric_laplacian"}
 #: second-order terms built from x-derivatives of geometric fields on the mesh (resolution check)
-TEXTURE_DERIVATIVE_TERMS = {"A2_shift_texture", "A2_metric_gradient", "obs_quadrupole"}
-MIN_CELLS_PER_PERIOD = 8
+TEXTURE_DERIVATIVE_TERMS = {"A2_shift_texture", "A2_shift_field", "A2_metric_gradient",
+                            "obs_quadrupole", "E2_metric_laplacian"}
+#: cells per texture period 2πℓ: ring (spectral x-derivatives), open x-range (fourth-order)
+MIN_CELLS_PER_PERIOD = {True: 8, False: 16}
+
+
+def check_open_points(axis: Axis) -> None:
+    """An open x-range needs MIN_OPEN_POINTS cells for the fourth-order stencils."""
+    if not axis.periodic and axis.n < MIN_OPEN_POINTS:
+        raise ConfigError(f"mesh.x.n = {axis.n} is too coarse for the second-order texture terms "
+                          "on an open x-range: their fourth-order x-differences need "
+                          f"mesh.x.n ≥ {MIN_OPEN_POINTS}")
 
 
 def check_x_resolution(eps, x_index: int, axis: Axis, comm) -> None:
     """Refuse an x-mesh too coarse for the second-order texture terms, which take x-derivatives
     of geometric fields on the mesh (physics.md §2.6, §8): the texture's shortest scale ℓ is
-    read from energies ``eps`` sampled along array axis ``x_index`` (the owned block),
-    r = max|Δ²ε| / max|Δε| ≈ h/ℓ (a sine of period λ gives r = 2πh/λ), and at least
-    MIN_CELLS_PER_PERIOD cells per 2πℓ are required (the fourth-order differences of an open
-    x-range then err by ≤ (2π/8)⁴/30 ≈ 1.3 % of a second-order term; spectral derivatives on a
-    ring are exact for the resolved harmonics); an open x-range needs at least MIN_OPEN_POINTS
-    cells for the stencils. ConfigError naming the mesh.x.n needed. Collective."""
-    from mpi4py import MPI
-
-    if not axis.periodic and axis.n < MIN_OPEN_POINTS:
-        raise ConfigError(f"mesh.x.n = {axis.n} is too coarse for the second-order texture terms "
-                          "on an open x-range: their fourth-order x-differences need "
-                          f"mesh.x.n ≥ {MIN_OPEN_POINTS}")
+    read from cell energies ``eps`` (the owned block, x along array axis ``x_index``; gathered
+    to the whole x-line), r = max|Δ²ε| / max|Δε| ≈ h/ℓ (a sine of period λ gives r = 2πh/λ),
+    and MIN_CELLS_PER_PERIOD cells per 2πℓ are required: 8 on a ring (spectral derivatives,
+    exact for the resolved harmonics), 16 on an open x-range, where the fourth-order
+    differences of a sine then err by ≤ 8e-4 (∂) and 3e-4 (∂²) of the term inside and ≤ 5e-3
+    and 1.8e-2 in the one-sided rows at the ends (at 8 cells: 1.2e-2, 4e-3 inside, 6.8e-2,
+    0.25 at the ends); plus ``check_open_points``. ConfigError naming the mesh.x.n needed.
+    Collective."""
+    check_open_points(axis)
+    eps = gather_line(comm, eps, x_index)  # differences across the seams: any rank count
     d1 = np.diff(eps, axis=x_index)
     d2 = np.diff(d1, axis=x_index)
-    mpi = comm.tompi4py()
-    m1 = mpi.allreduce(float(np.abs(d1).max()) if d1.size else 0.0, op=MPI.MAX)
-    m2 = mpi.allreduce(float(np.abs(d2).max()) if d2.size else 0.0, op=MPI.MAX)
-    scale = mpi.allreduce(float(np.abs(eps).max()) if eps.size else 0.0, op=MPI.MAX)
-    if m1 <= 1e-12 * max(1.0, scale):
+    m1 = float(np.abs(d1).max()) if d1.size else 0.0
+    m2 = float(np.abs(d2).max()) if d2.size else 0.0
+    if m1 <= 1e-12 * max(1.0, float(np.abs(eps).max()) if eps.size else 0.0):
         return  # no x-variation of the energies (e.g. a helical texture)
     r = m2 / m1
     cells = 2 * np.pi / max(r, 1e-300)
-    if cells < MIN_CELLS_PER_PERIOD:
-        need = int(np.ceil(axis.n * MIN_CELLS_PER_PERIOD / cells))
+    least = MIN_CELLS_PER_PERIOD[axis.periodic]
+    if cells < least:
+        need = int(np.ceil(axis.n * least / cells))
+        where = "a ring" if axis.periodic else "an open x-range"
         raise ConfigError(f"mesh.x.n = {axis.n} is too coarse for the second-order texture terms: "
                           f"the texture varies on ℓ ≈ {axis.h / r:.3g} Å, i.e. "
-                          f"{cells:.1f} cells per period 2πℓ; at least "
-                          f"{MIN_CELLS_PER_PERIOD} are needed: use mesh.x.n ≥ {need}")
+                          f"{cells:.1f} cells per period 2πℓ; {where} needs at least {least}: "
+                          f"use mesh.x.n ≥ {need}")
 
 
 def cell_relaxation_time(tau, eps, band):
@@ -263,13 +266,14 @@ class Problem:
         return E
 
     def _check_layout_terms(self):
-        """Second-order terms the layout does not implement: ConfigError naming the term.
+        """Second-order combinations the layout does not implement: ConfigError naming them.
 
-        Homogeneous layouts (0x1k, 0x2k, 0x3k) take the field-induced terms (A2_shift_field,
-        E2_bcp) for B = 0. Every texture term (A2_shift_texture, A2_threeband, A2_metric_gradient with
-        obs_quadrupole, E2_quadrupole, E2_curv2, E2_metric_laplacian) vanishes identically
-        there (no x-dependence, V = eE·x linear: G^R_{x·} = g_{x·} = Ω_kx = ∂_x g = ∂_x∂_x ε̄ = 0,
-        physics.md V15) and is accepted as an exact zero."""
+        1x1k and 1x2k take every second-order term. Homogeneous layouts (0x1k, 0x2k, 0x3k)
+        take the field-induced terms (A2_shift_field, E2_bcp) for B = 0; every texture term
+        (A2_shift_texture, A2_threeband, A2_metric_gradient with obs_quadrupole, E2_quadrupole,
+        E2_curv2, E2_metric_laplacian) vanishes identically there (no x-dependence, V = eE·x
+        linear: G^R_{x·} = g_{x·} = Ω_kx = ∂_x g = ∂_x∂_x ε̄ = 0, physics.md V15) and is accepted
+        as an exact zero. Folded 0x3k needs E_z = 0."""
         ph = self.phys
         # (wk_correction is refused outside 1x1k and 1x2k in _evaluate_fields)
         second = sorted(t for t in ph.terms if TERMS[t].order == 2 and t != "wk_correction")
@@ -286,13 +290,6 @@ class Problem:
                     "the transport field at B = 0 (physics.md V15); the B-dependent second-order "
                     "terms (magnetic BCP, O(B²) energy, B·Ω′ in D) are not specified — set "
                     "physics.magnetic_field = 0 or switch the second-order terms off")
-            return
-        if self.layout == "1x2k":  # the texture connections A′, A″ (and the quadrupole density)
-            second = [t for t in second if t not in TEXTURE_TERMS_1X2K]
-        if self.layout == "1x2k" and second:
-            raise ConfigError(f"physics.terms: {second[0]!r} is not implemented for 1x2k, which "
-                              f"takes {', '.join(sorted(TEXTURE_TERMS_1X2K))} (issue #5 extends "
-                              "it)")
 
     def _field_shift_curvature(self, g_corner):
         """0x2k: cell averages of the field-induced curvature Ω′_z = ∂_kx A′_ky − ∂_ky A′_kx with
@@ -443,6 +440,17 @@ class Problem:
         lap = lap[:, np.mod(own, a1.n) if a1.periodic else own]
         return np.concatenate([lap, lap[:1]], axis=0) if corner else lap  # corner n2 = corner 0
 
+    def shift_connection(self, g, b) -> np.ndarray:
+        """The positional shift A′ (..., 2d) of band b on the geometry g (physics.md §4.2) as the
+        toggles make it: its texture part (A2_shift_texture, with A2_threeband) and its field
+        part (A2_shift_field: V = eE_x x in every ε̄, the difference of the two evaluations)."""
+        three = "A2_threeband" in self.phys.terms
+        A_tex = positional_shift(g, b, threeband=three)
+        Ap = A_tex if "A2_shift_texture" in self.phys.terms else np.zeros(A_tex.shape)
+        if "A2_shift_field" in self.phys.terms:
+            Ap = Ap + positional_shift(self._with_field(g), b, threeband=three) - A_tex
+        return Ap
+
     def _texture_curvatures_1x1k(self):
         """1x1k: Ω′_kx = ∂_k A′_x − ∂_x A′_k (A2_shift_texture, A2_threeband, A2_shift_field;
         physics.md §4.2) plus Ω″_kx = −½ ∂_a∂_bσ_ab (A2_metric_gradient, §4.3) at the owned
@@ -460,15 +468,11 @@ class Problem:
         d1, d2 = axis_derivatives(a1)
         dx = lambda F: d1(F, 1)  # noqa: E731
         dk = lambda F: spectral_derivative(F, a2.h, 0)  # noqa: E731
-        three = "A2_threeband" in ph.terms
         out = []
         for b in self.bands:
             O = np.zeros(K.shape)
             if {"A2_shift_texture", "A2_shift_field"} & ph.terms:
-                A_tex = positional_shift(g, b, threeband=three)
-                Ap = A_tex if "A2_shift_texture" in ph.terms else np.zeros(A_tex.shape)
-                if "A2_shift_field" in ph.terms:  # V = eE·x in every ε̄: both A′_x and A′_k
-                    Ap = Ap + positional_shift(self._with_field(g), b, threeband=three) - A_tex
+                Ap = self.shift_connection(g, b)
                 O = O + dk(Ap[..., 0]) - dx(Ap[..., 1])
             if "A2_metric_gradient" in ph.terms:
                 G = g.metric[..., b, :, :]  # [x, k] blocks
@@ -514,11 +518,7 @@ class Problem:
             dxAkx = dxAky = zero
             shift_kx = metric_kx = zero
             if {"A2_shift_texture", "A2_shift_field"} & ph.terms:
-                three = "A2_threeband" in ph.terms
-                A_tex = positional_shift(g, b, threeband=three)
-                Ap = A_tex if "A2_shift_texture" in ph.terms else np.zeros(A_tex.shape)
-                if "A2_shift_field" in ph.terms:  # V = eE_x x in every ε̄ (as in 1x1k)
-                    Ap = Ap + positional_shift(self._with_field(g), b, threeband=three) - A_tex
+                Ap = self.shift_connection(g, b)
                 Ax, Akx, Aky = (Ap[..., i] for i in (X_, KX, KY))
                 dxAkx, dxAky = dx(Akx), dx(Aky)
                 shift_kx = Akx
@@ -575,7 +575,7 @@ class Problem:
         else:
             self.eps_corner, _, _, g_corner = self._band_fields(C1, C2)
         if self.layout in ("1x1k", "1x2k") and TEXTURE_DERIVATIVE_TERMS & ph.terms:
-            check_x_resolution(self.eps_corner, 1, self.mesh.axes[0], self.mesh.comm)
+            check_x_resolution(self.eps_cell, 1, self.mesh.axes[0], self.mesh.comm)
         if homogeneous:
             # Field-induced second order (physics.md §4.2, §4.5 (ii), §6.4, V15), B = 0 only:
             # ε̃ = ε + ½ G^R_ij E_i E_j at cells and corners (E2_bcp, added by _band_fields), so

@@ -114,7 +114,7 @@ class Problem3K:
     def with_field(self, E) -> "Problem3K":
         """The same problem with its fields built at the uniform field E (3 components, V/Å)."""
         model, n, k_range, comm = self._args
-        ph = dataclasses.replace(self.phys, E=tuple(_vec3(E, "E")))
+        ph = dataclasses.replace(self.phys, E=tuple(_vec3(E, "physics.electric_field")))
         return Problem3K(model, n, ph, k_range=k_range,
                          comm=self.mesh.comm if comm is None else comm)
 

@@ -29,7 +29,7 @@ from kinetic.geometry import band_geometry
 from kinetic.mesh4 import PhaseMesh4, axes_2x2k
 from kinetic.mesh import collective
 from kinetic.operator import fermi
-from kinetic.problem import cell_relaxation_time, check_x_resolution
+from kinetic.problem import cell_relaxation_time, check_open_points, check_x_resolution
 from kinetic.pfaffian import EPS4, PAIRS, dual, face_fluxes
 from kinetic.semiclassics import (TERMS, check_solver_terms, corrected_energy, curvature_blocks,
                                   symplectic_form)
@@ -86,6 +86,8 @@ class Problem4:
         if self.texture_terms:
             self._check_x_texture(model, x_range, y_range)
         axes = axes_2x2k(model, n, x_range, y_range, ph.boundary)
+        if self.texture_terms:  # before any fourth-order stencil runs
+            check_open_points(axes[0])
         self.mesh = PhaseMesh4(axes, len(self.bands), comm=comm)
         self.volume = float(np.prod(self.mesh.h))
         collective(self.mesh.comm, self._evaluate_fields)
@@ -143,7 +145,7 @@ class Problem4:
         ph = self.phys
         self.eps_cell, self.eps_bare, w = self._band_fields((False,) * 4)
         if self.texture_terms:  # x-derivatives of geometric fields on the mesh
-            check_x_resolution(self.eps_cell, 0, self.mesh.axes[0], self.mesh.comm)
+            check_x_resolution(self.eps_cell[:, :1], 0, self.mesh.axes[0], self.mesh.comm)
         w0 = symplectic_form(*(np.zeros((2, 2)),) * 3)
         pf0 = w0[0, 1] * w0[2, 3] - w0[0, 2] * w0[1, 3] + w0[0, 3] * w0[1, 2]
         self.D = (w[..., 0, 1] * w[..., 2, 3] - w[..., 0, 2] * w[..., 1, 3]

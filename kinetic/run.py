@@ -745,12 +745,10 @@ def _write_outputs(outdir, p, obs, fgrid, summary, series, diag, say) -> None:
     if "x_fields" in obs:
         d = 1 if p.layout == "1x1k" else 2
         nd = units.density_si(d)
-        facs = {"n": nd, "n_exact": nd, "n_berry": nd, "n_bound": nd,
-                "u": (units.E_CHARGE * units.ANGSTROM ** (-d), {1: "J/m", 2: "J/m^2"}[d]),
-                # polarization (dipole per length^(d-1)) and quadrupole of physics.md §6.1
-                "P_shift": (-units.E_CHARGE * units.ANGSTROM ** (1 - d), {1: "C", 2: "C/m"}[d]),
-                "P_metric": (-units.E_CHARGE * units.ANGSTROM ** (1 - d), {1: "C", 2: "C/m"}[d]),
-                "Q": (-units.E_CHARGE * units.ANGSTROM ** (2 - d), {1: "C*m", 2: "C"}[d])}
+        from kinetic.polarization import si_units
+
+        facs = {"n": nd, "n_exact": nd, **si_units(d),  # + the polarization split (§6.1)
+                "u": (units.E_CHARGE * units.ANGSTROM ** (-d), {1: "J/m", 2: "J/m^2"}[d])}
         jf = (units.E2_HBAR * units.ANGSTROM ** (1 - d), {1: "A", 2: "A/m"}[d])
         facs["sigma_yx_tau0"] = (units.E2_HBAR, "S")
         for key, vals in obs["x_fields"].items():

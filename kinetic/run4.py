@@ -150,8 +150,9 @@ def observables3k(tr, f, f_eq=None, p_eq=None) -> dict:
     return out
 
 
-def observables4(tr, f, f_eq=None) -> dict:
-    """Means over the x-y box in SI and the x-y fields (internal units) under "xy_fields"."""
+def observables4(tr, f, f_eq=None, polarization=True) -> dict:
+    """Means over the x-y box in SI and the x-y fields (internal units) under "xy_fields";
+    ``polarization`` adds the split of ``kinetic.polarization.fields_2x2k`` (x-textures)."""
     nfac, nunit = units.density_si(2)
     jfac = units.E2_HBAR * units.ANGSTROM ** -1  # e · eV/ħ per Å -> A/m
     n = tr.density(f)
@@ -165,7 +166,8 @@ def observables4(tr, f, f_eq=None) -> dict:
         out["mean_transport_current"] = {"value": (tr.mean(jt) * jfac).tolist(), "unit": "A/m"}
     from kinetic.polarization import fields_2x2k
 
-    fields.update(fields_2x2k(tr.p, f) if hasattr(tr.p, "texture_terms") else {})
+    if polarization:
+        fields.update(fields_2x2k(tr.p, f))
     out["xy_fields"] = fields
     return out
 
@@ -233,7 +235,8 @@ def run_assembled(cfg, model, comm, outdir, say, quiet, t0, mem=None) -> dict:
         t_end = units.fs_to_internal(cfg.t_end_fs)
 
         def monitor(i, t, u):
-            obs = {k: v for k, v in obs_of(tr, u).items() if k != "xy_fields"}
+            obs = {k: v for k, v in (obs_of(tr, u, polarization=False) if xy else obs_of(tr, u))
+                   .items() if k != "xy_fields"}
             t_fs = units.internal_to_fs(t)
             series.append((t_fs, obs))
             dens = obs[nkey]["value"]
@@ -294,10 +297,9 @@ def _write_outputs4(outdir, m, xy, fgrid, summary, series, diag, say) -> None:
     fields = {nm: a.centres(0, a.n) for nm, a in zip(names, m.axes)}
     unit_map = dict(zip(names, kunits))
     fields["f"], unit_map["f"] = fgrid, f"occupation {fshape}"
-    special = {"n": (nfac, nunit), "n_bound": (nfac, nunit),  # polarization split (§6.1)
-               "P_shift": (-units.E_CHARGE * units.ANGSTROM ** -1, "C/m"),
-               "P_metric": (-units.E_CHARGE * units.ANGSTROM ** -1, "C/m"),
-               "Q": (-units.E_CHARGE, "C")}
+    from kinetic.polarization import si_units
+
+    special = {"n": (nfac, nunit), **si_units(2)}  # + the polarization split (§6.1)
     for key, vals in xy.items():
         fac, unit = (special[key] if key in special else (units.E2_HBAR, "S")
                      if key.startswith("sigma_") else (jfac, "A/m"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from kinetic.derivatives import axis_derivatives
+from kinetic.mesh import gather_line
 
 TWO_PI = 2 * np.pi
 
@@ -168,8 +169,7 @@ class Transport4:
         f = m.from_vec(fvec)
         n = (p.D * f).sum(axis=(2, 3, 4)) * p.measure()
         if "obs_quadrupole" in p.phys.terms:
-            Q = m.comm.tompi4py().allgather((p.g_kxkx * f).sum(axis=(2, 3, 4)) * p.measure())
-            Q = np.concatenate(Q, axis=0)  # (nx, ny), every rank
+            Q = gather_line(m.comm, (p.g_kxkx * f).sum(axis=(2, 3, 4)) * p.measure())  # (nx, ny)
             d2 = axis_derivatives(m.axes[0])[1]  # ∂²_x as in Ω″ (kinetic.texture2x2k)
             n = n + 0.5 * d2(Q, 0)[m.s:m.e]
         return n

@@ -263,7 +263,7 @@ def _mass_wall_problem(comm):
     from kinetic.semiclassics import FIRST_ORDER
 
     pm = along_x(texture(get_model("qwz", M=1.0), {"M": Sine(mean=1.0, amplitude=0.3, period=12.0)}))
-    return Problem4(pm, (12, 2, 10, 10),
+    return Problem4(pm, (16, 2, 10, 10),  # 16 cells per period: the open-x minimum
                     Physics(mu=-1.0, kT=0.1, tau=5.0, E=(1e-3, 2e-3), boundary="wall",
                             terms=frozenset(FIRST_ORDER + TEXTURE_SECOND)),
                     x_range=(0.0, 12.0), y_range=(0.0, 2.0), comm=comm)

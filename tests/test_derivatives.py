@@ -118,9 +118,10 @@ def test_open_x_second_order_fields_converge_at_fourth_order(layout):
     """The second-order curvature (Ω′ + Ω″ in D_c; in 1x2k also Ω_{k_y x}, Ω_{k_x k_y}) of a
     smooth texture on an open x-range (walls: fourth-order differences, one-sided at the ends)
     against the same texture on a ring (spectral), at every cell including the end cells:
-    max error relative to max|second-order part|, observed order ≥ 3.7 over the last doubling
-    (measured: see the assertion message)."""
-    ns = np.array([32, 64, 128])
+    max error relative to max|second-order part|, observed order ≥ 3.7 over the doubling
+    (measured: see the assertion message; 1x1k's n = 32, 15.5 cells per 2πℓ, is refused by the
+    16 an open x-range needs — its error was 3.8e-2)."""
+    ns = np.array([64, 128])
     errs = []
     for n in ns:
         pr = _ring_and_wall(layout, int(n))
@@ -153,7 +154,7 @@ def test_open_x_metric_curvature_and_quadrupole_cancel_in_insulators(layout):
     assert np.abs(n_with - n_without).max() < 1e-13
 
 
-def _problem4(n, bc, terms=SECOND_1X):
+def _problem4(n, bc, terms=SECOND_1X, world=False):
     from petsc4py import PETSc
 
     from kinetic.models import get_model, texture
@@ -166,7 +167,7 @@ def _problem4(n, bc, terms=SECOND_1X):
     ph = Physics(mu=0.0, kT=0.05, tau=5.0, E=(0.0, 0.0), boundary=bc,
                  terms=frozenset(FIRST_ORDER + tuple(terms)))
     return Problem4(pm, (n, 2, 8, 8), ph, x_range=(0.0, 16.0), y_range=(0.0, 2.0),
-                    comm=PETSc.COMM_SELF)
+                    comm=PETSc.COMM_WORLD if world else PETSc.COMM_SELF)
 
 
 def test_open_x_2x2k_second_order_fields_converge_at_fourth_order():
@@ -194,8 +195,10 @@ def test_open_x_2x2k_second_order_fields_converge_at_fourth_order():
 
 
 def test_too_coarse_open_x_meshes_are_refused():
-    """The stencils need 6 cells on an open x-range; a texture with fewer than 8 cells per period
-    of its shortest scale is refused in 2x2k too — each error names mesh.x.n and the n needed."""
+    """The stencils need 6 cells on an open x-range — also for the terms that take x-derivatives
+    alone (A2_shift_field, E2_metric_laplacian) and in 2x2k, before any stencil runs; a texture
+    with fewer than 8 (ring) or 16 (open x-range) cells per period of its shortest scale is
+    refused in 2x2k too — each error names mesh.x.n and the n needed."""
     from kinetic.errors import ConfigError
 
     from petsc4py import PETSc
@@ -214,9 +217,40 @@ def test_too_coarse_open_x_meshes_are_refused():
         else:
             with pytest.raises(ConfigError, match=r"mesh.x.n = 5 .*need mesh.x.n ≥ 6"):
                 build()
-    with pytest.raises(ConfigError, match=r"mesh.x.n = 4 .*use mesh.x.n ≥ \d+"):
+    for alone in (("A2_shift_field",), ("E2_quadrupole", "E2_bcp", "E2_curv2",
+                                         "E2_metric_laplacian")):
+        with pytest.raises(ConfigError, match=r"mesh.x.n = 5 .*need mesh.x.n ≥ 6"):
+            Problem("1x1k", rice_mele_ring(64), (5, 32),
+                    Physics(mu=0.0, kT=0.05, tau=5.0, E=(0.01,), boundary="wall",
+                            terms=frozenset(FIRST_ORDER + alone)),
+                    x_range=(0.0, 5.0), comm=PETSc.COMM_SELF)
+    with pytest.raises(ConfigError, match=r"mesh.x.n = 5 .*need mesh.x.n ≥ 6"):
+        _problem4(5, "wall")
+    with pytest.raises(ConfigError, match=r"mesh.x.n = 4 .*a ring needs at least 8: use mesh.x.n ≥ \d+"):
         _problem4(4, "periodic")
-    _problem4(12, "periodic")  # 12 cells per 16 Å period of M(x): accepted
+    _problem4(12, "periodic")  # 12 cells per 16 Å period of M(x): accepted on a ring
+    with pytest.raises(ConfigError, match=r"mesh.x.n = 12 .*an open x-range needs at least 16"):
+        _problem4(12, "wall")
+    _problem4(16, "wall")
+
+
+@pytest.mark.mpi(min_size=2)
+def test_resolution_check_is_the_same_on_2_ranks():
+    """The energies are gathered to the whole x-line: 2 x-cells per rank are refused as on 1."""
+    from petsc4py import PETSc
+
+    from kinetic.errors import ConfigError
+    from kinetic.models import rice_mele_ring
+    from kinetic.problem import Physics, Problem
+    from kinetic.semiclassics import FIRST_ORDER
+
+    with pytest.raises(ConfigError, match=r"mesh.x.n = 4 .*a ring needs at least 8"):
+        _problem4(4, "periodic", world=True)
+    ph = Physics(mu=0.0, kT=0.01, tau=10.0, E=(0.0,),
+                 terms=frozenset(FIRST_ORDER + ("A2_shift_texture",)))
+    for comm in (PETSc.COMM_WORLD, PETSc.COMM_SELF):
+        with pytest.raises(ConfigError, match=r"mesh.x.n = 4 .*use mesh.x.n ≥ \d+"):
+            Problem("1x1k", rice_mele_ring(4), (4, 32), ph, x_range=(0.0, 4.0), comm=comm)
 
 
 @pytest.mark.parametrize("layout", ["1x1k", "1x2k"])

@@ -206,7 +206,7 @@ def test_2x2k_split_parallel_equals_serial():
     pm = along_x(texture(get_model("qwz", M=1.0), {"M": Sine(mean=1.0, amplitude=0.3, period=12.0)}))
     out = {}
     for name, comm in (("world", PETSc.COMM_WORLD), ("self", PETSc.COMM_SELF)):
-        p = Problem4(pm, (12, 2, 10, 10), Physics(mu=-1.0, kT=0.1, tau=5.0, E=(1e-3, 2e-3),
+        p = Problem4(pm, (16, 2, 10, 10), Physics(mu=-1.0, kT=0.1, tau=5.0, E=(1e-3, 2e-3),
                                                   terms=frozenset(SECOND), boundary="wall"),
                      x_range=(0.0, 12.0), y_range=(0.0, 2.0), comm=comm)
         f, _ = Transport4(p).steady()

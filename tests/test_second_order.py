@@ -311,14 +311,15 @@ def test_v14_with_second_order_terms(layout):
 
 
 def test_too_coarse_x_mesh_is_refused_for_second_order_terms():
-    """The second-order texture terms take x-derivatives on the mesh: a ring of 16 cells per
-    period (≈ 7.6 cells per 2πℓ of its harmonics) is refused with the n needed; 24 is accepted."""
+    """The second-order texture terms take x-derivatives on the mesh: a ring of 12 cells per
+    period (≈ 7.2 cells per 2πℓ of its harmonics) is refused with the n needed; 24 is accepted."""
     from kinetic.errors import ConfigError
 
     terms = frozenset(FIRST_ORDER + ("A2_shift_texture",))
     ph = Physics(mu=0.0, kT=0.01, tau=10.0, E=(0.0,), terms=terms)
-    with pytest.raises(ConfigError, match=r"mesh.x.n = 16 is too coarse.*mesh.x.n ≥ 17"):
-        Problem("1x1k", rice_mele_ring(16), (16, 32), ph, x_range=(0.0, 16.0))
+    with pytest.raises(ConfigError, match=r"mesh.x.n = 12 is too coarse.*ring needs at least 8: "
+                       r"use mesh.x.n ≥ 14"):
+        Problem("1x1k", rice_mele_ring(12), (12, 32), ph, x_range=(0.0, 12.0))
     Problem("1x1k", rice_mele_ring(24), (24, 32), ph, x_range=(0.0, 24.0))
     # first-order terms only take no x-derivatives on the mesh: no check
     Problem("1x1k", rice_mele_ring(16), (16, 32),

@@ -150,7 +150,7 @@ def build_more(kind, comm):
                                                     "A2_metric_gradient", "obs_quadrupole",
                                                     "E2_quadrupole", "E2_bcp", "E2_curv2",
                                                     "E2_metric_laplacian", "wk_correction")))
-        return Problem("1x1k", rice_mele_ring(32), (32, 32), ph, x_range=(0.0, 32.0), comm=comm)
+        return Problem("1x1k", rice_mele_ring(32), (40, 32), ph, x_range=(0.0, 32.0), comm=comm)
     ph = Physics(mu=0.2, kT=0.1, tau=2.0, E=(0.05,), number_conserving=True)
     return Problem("1x1k", rice_mele_ring(16), (16, 32), ph, x_range=(0.0, 16.0), comm=comm)
 
